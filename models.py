@@ -1,0 +1,79 @@
+"""Pydantic models of the public API (requests and responses)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_MESSAGE_CHARS = 4000
+MAX_HISTORY_ITEMS = 50
+MAX_HISTORY_ITEM_CHARS = 20_000
+MAX_FILTER_CHARS = 100
+
+
+class HistoryMessage(BaseModel):
+    role: Literal["user", "assistant"] = Field(description="Only 'user' and 'assistant' turns are accepted.")
+    content: str = Field(max_length=MAX_HISTORY_ITEM_CHARS)
+
+
+class ChatFilters(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    dotnetVersion: str | None = Field(default=None, max_length=MAX_FILTER_CHARS, examples=[".NET 9"])
+    aiLibrary: str | None = Field(default=None, max_length=MAX_FILTER_CHARS, examples=["Semantic Kernel"])
+    aiProvider: str | None = Field(default=None, max_length=MAX_FILTER_CHARS, examples=["OpenAI"])
+
+    def active(self) -> dict[str, str]:
+        return {k: v.strip() for k, v in self.model_dump().items() if v and v.strip()}
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(max_length=MAX_MESSAGE_CHARS, description=f"The question (at most {MAX_MESSAGE_CHARS} characters).",
+                         examples=["How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"])
+    history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY_ITEMS)
+    filters: ChatFilters = Field(default_factory=ChatFilters)
+    magic_key: str | None = Field(default=None, max_length=200)
+    conversation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+                                        description="Send back the id from the metadata line to continue a conversation.")
+
+
+class Source(BaseModel):
+    title: str
+    url: str
+    score: float | None = None
+
+
+class ConversationTurn(BaseModel):
+    span_id: str
+    user: str
+    assistant: str
+    sources: list[Source] = Field(default_factory=list)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    timestamp: dt.datetime
+
+
+class Conversation(BaseModel):
+    conversation_id: str
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    turns: list[ConversationTurn]
+
+
+class ComponentStatus(BaseModel):
+    ready: bool
+    detail: str = ""
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded"]
+    version: str
+    timestamp: dt.datetime
+    environment: str
+    components: dict[str, ComponentStatus]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

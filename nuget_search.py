@@ -1,0 +1,368 @@
+"""Async client for NuGet's v3 search, registration and flat-container APIs."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, Field
+
+DEFAULT_SEARCH_URLS: tuple[str, ...] = (
+    "https://azuresearch-usnc.nuget.org/query",
+    "https://azuresearch-ussc.nuget.org/query",
+)
+DEFAULT_REGISTRATION_BASE_URL = "https://api.nuget.org/v3/registration5-gz-semver2/"
+DEFAULT_FLAT_CONTAINER_URL = "https://api.nuget.org/v3-flatcontainer/"
+NUGET_GALLERY_URL = "https://www.nuget.org/packages/"
+
+# IDs and versions end up in URL paths, so anything outside NuGet's grammar is rejected
+# before any request (this also stops "../"-style paths coming from LLM tool arguments).
+_ID_RE = re.compile(r"^\w+(?:[.-]\w+)*$")
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]*$")
+
+
+class NuGetError(Exception):
+    """Base error for NuGet lookups; the message is meant for a person."""
+
+
+class NuGetUnavailableError(NuGetError):
+    """NuGet could not be reached, timed out or kept failing."""
+
+    def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.attempts = attempts or []  # (url, reason) pairs for logs; URLs stay out of the message
+
+
+class NuGetNotFoundError(NuGetError):
+    """The package or version does not exist."""
+
+
+class NuGetPackage(BaseModel):
+    """One search hit."""
+
+    id: str
+    version: str = ""
+    description: str = ""
+    summary: str = ""
+    authors: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+    total_downloads: int = 0
+    verified: bool = False
+    tags: list[str] = Field(default_factory=list)
+    project_url: str | None = None
+    license_url: str | None = None
+    icon_url: str | None = None
+    versions: list[str] = Field(default_factory=list)
+    package_types: list[str] = Field(default_factory=list)
+    nuget_url: str = ""
+
+
+class NuGetSearchResult(BaseModel):
+    """A page of search hits and the endpoint that answered."""
+
+    total_hits: int = 0
+    packages: list[NuGetPackage] = Field(default_factory=list)
+    source_url: str
+
+
+class NuGetDependency(BaseModel):
+    id: str
+    range: str | None = None
+
+
+class NuGetDependencyGroup(BaseModel):
+    target_framework: str | None = None  # None: applies to any framework
+    dependencies: list[NuGetDependency] = Field(default_factory=list)
+
+
+class NuGetPackageDetails(BaseModel):
+    """Metadata of one package version from the registration index."""
+
+    id: str
+    version: str
+    versions: list[str] = Field(default_factory=list)
+    description: str = ""
+    authors: list[str] = Field(default_factory=list)
+    license_expression: str | None = None
+    license_url: str | None = None
+    project_url: str | None = None
+    published: datetime | None = None
+    listed: bool = True
+    dependency_groups: list[NuGetDependencyGroup] = Field(default_factory=list)
+    nuget_url: str
+
+
+def _text(value: Any) -> str | None:
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _str_list(value: Any, sep: str = ",") -> list[str]:
+    # NuGet serves authors/owners/tags either as a delimited string or as a list.
+    items = re.split(sep, value) if isinstance(value, str) else value if isinstance(value, list) else []
+    return [t for t in (_text(v) for v in items) if t]
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _datetime(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8-sig"))
+    except ValueError:  # also covers UnicodeDecodeError
+        return None
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    data = _json_or_none(body)
+    if not isinstance(data, dict):
+        raise NuGetError(f"NuGet returned an invalid response (not the expected JSON) while loading {what}.")
+    return data
+
+
+def _is_prerelease(version: str) -> bool:
+    return "-" in version.split("+", 1)[0]
+
+
+def _version_key(version: str) -> tuple:
+    """Sort key following NuGet/SemVer 2 precedence, ignoring build metadata."""
+    core, _, pre = version.strip().split("+", 1)[0].partition("-")
+    nums = tuple(int(p) if p.isascii() and p.isdigit() else 0 for p in core.split("."))
+    labels = tuple((0, int(p), "") if p.isascii() and p.isdigit() else (1, 0, p.lower()) for p in pre.split("."))
+    # Padding makes 1.0 == 1.0.0 == 1.0.0.0; a release ranks above its prereleases.
+    return (nums + (0, 0, 0, 0))[:4], not pre, labels if pre else ()
+
+
+def nuget_url(package_id: str, version: str | None = None) -> str:
+    """nuget.org gallery URL for a package, optionally pinned to a version."""
+    return f"{NUGET_GALLERY_URL}{package_id}/{version}" if version else f"{NUGET_GALLERY_URL}{package_id}"
+
+
+def _parse_package(item: Any) -> NuGetPackage | None:
+    if not isinstance(item, dict) or not _text(item.get("id")):
+        return None
+    pkg_id, version = item["id"].strip(), _text(item.get("version")) or ""
+    versions = [_text(v.get("version") if isinstance(v, dict) else v) for v in item.get("versions") or []]
+    types = [_text(t.get("name")) for t in item.get("packageTypes") or [] if isinstance(t, dict)]
+    return NuGetPackage(
+        id=pkg_id,
+        version=version,
+        description=_text(item.get("description")) or "",
+        summary=_text(item.get("summary")) or "",
+        authors=_str_list(item.get("authors")),
+        owners=_str_list(item.get("owners")),
+        total_downloads=_int(item.get("totalDownloads")),
+        verified=item.get("verified") is True,
+        tags=_str_list(item.get("tags"), r"[,\s]+"),
+        project_url=_text(item.get("projectUrl")),
+        license_url=_text(item.get("licenseUrl")),
+        icon_url=_text(item.get("iconUrl")),
+        versions=[v for v in versions if v],
+        package_types=[t for t in types if t],
+        nuget_url=nuget_url(pkg_id, version),
+    )
+
+
+def _parse_dependency_groups(groups: Any) -> list[NuGetDependencyGroup]:
+    return [
+        NuGetDependencyGroup(
+            target_framework=_text(g.get("targetFramework")),
+            dependencies=[
+                NuGetDependency(id=d["id"].strip(), range=_text(d.get("range")))
+                for d in g.get("dependencies") or []
+                if isinstance(d, dict) and _text(d.get("id"))
+            ],
+        )
+        for g in (groups if isinstance(groups, list) else [])
+        if isinstance(g, dict)
+    ]
+
+
+class NuGetClient:
+    """NuGet v3 client running on a caller-owned aiohttp session."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        search_urls: list[str] | None = None,
+        registration_base_url: str = DEFAULT_REGISTRATION_BASE_URL,
+        flat_container_url: str = DEFAULT_FLAT_CONTAINER_URL,
+        timeout_seconds: float = 5.0,
+    ):
+        self._session = session
+        self._search_urls = list(DEFAULT_SEARCH_URLS if search_urls is None else search_urls)
+        if not self._search_urls:
+            raise ValueError("search_urls must contain at least one URL")
+        # URLs are built by appending "{id}/...", so the bases must end with a slash.
+        self._registration = registration_base_url.rstrip("/") + "/"
+        self._flat = flat_container_url.rstrip("/") + "/"
+        self._timeout_seconds = timeout_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    async def _fetch(self, url: str, params: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        """GET a URL; returns (status, body, reason), status 0 when nothing usable came back."""
+        try:
+            async with self._session.get(url, params=params, timeout=self._timeout) as resp:
+                kind = "server error " if resp.status >= 500 else ""
+                return resp.status, await resp.read(), f"{kind}(HTTP {resp.status})"
+        except asyncio.TimeoutError:  # before ClientError: aiohttp's timeout errors are both
+            return 0, b"", f"timed out after {self._timeout_seconds:g}s"
+        except aiohttp.ClientError:
+            return 0, b"", "connection failed"
+
+    async def _get(self, url: str, what: str) -> bytes | None:
+        """GET from a single endpoint; None means 404."""
+        status, body, reason = await self._fetch(url)
+        if status in (200, 404):
+            return body if status == 200 else None
+        raise NuGetUnavailableError(
+            f"NuGet is unavailable right now: {reason} while loading {what}. Please try again later.", [(url, reason)]
+        )
+
+    async def search(
+        self, query: str, *, take: int = 10, skip: int = 0, prerelease: bool = False, package_type: str | None = None
+    ) -> NuGetSearchResult:
+        """Search packages (verified first, then by downloads), falling back across search endpoints."""
+        params = {"q": query, "take": str(take), "skip": str(skip), "prerelease": str(prerelease).lower()}
+        params["semVerLevel"] = "2.0.0"
+        if package_type:
+            params["packageType"] = package_type
+        attempts: list[tuple[str, str]] = []
+        for url in self._search_urls:
+            status, body, reason = await self._fetch(url, params)
+            if status == 0 or status >= 500 or status == 429:
+                attempts.append((url, reason))
+                continue
+            if status != 200:  # other 4xx: the query itself is wrong, another endpoint would agree
+                raise NuGetError(f"NuGet search rejected the query (HTTP {status}).")
+            data = _json_or_none(body)
+            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                attempts.append((url, "returned an invalid response (not the expected JSON)"))
+                continue
+            packages = [p for p in map(_parse_package, data["data"]) if p]
+            # Re-ranks this page only; sort is stable, so NuGet's relevance order breaks ties.
+            packages.sort(key=lambda p: (not p.verified, -p.total_downloads))
+            total = _int(data["totalHits"]) if "totalHits" in data else len(packages)
+            return NuGetSearchResult(total_hits=total, packages=packages, source_url=url)
+        raise NuGetUnavailableError(
+            f"NuGet search is unavailable right now (tried {len(attempts)} endpoint(s): "
+            f"{'; '.join(reason for _, reason in attempts)}). Please try again later.",
+            attempts,
+        )
+
+    async def get_package(self, package_id: str, version: str | None = None) -> NuGetPackageDetails:
+        """Details of one version: the requested one, else the latest listed stable (else prerelease)."""
+        package_id = package_id.strip()
+        if not _ID_RE.match(package_id) or len(package_id) > 100:
+            raise NuGetNotFoundError(f"'{package_id}' is not a valid NuGet package ID.")
+        what = f"package '{package_id}'"
+        body = await self._get(f"{self._registration}{package_id.lower()}/index.json", what)
+        if body is None:
+            raise NuGetNotFoundError(f"Package '{package_id}' was not found on NuGet.")
+        pages = [p for p in _json_object(body, what).get("items") or [] if isinstance(p, dict)]
+        # Packages with many versions ship pages without "items"; those are fetched via their @id.
+        remote = [p["@id"] for p in pages if "items" not in p and isinstance(p.get("@id"), str)]
+        pages += [_json_object(b, what) for b in await asyncio.gather(*(self._get(u, what) for u in remote)) if b]
+        leaves = [leaf for p in pages if isinstance(p.get("items"), list) for leaf in p["items"]]
+        entries = [leaf.get("catalogEntry") for leaf in leaves if isinstance(leaf, dict)]
+        entries = sorted(
+            (e for e in entries if isinstance(e, dict) and _text(e.get("version"))),
+            key=lambda e: _version_key(e["version"]),
+        )
+        if not entries:
+            raise NuGetNotFoundError(f"Package '{package_id}' was not found on NuGet.")
+        listed = [e for e in entries if e.get("listed") is not False]
+        if version:
+            wanted = _version_key(version) if _VERSION_RE.match(version.strip()) else None
+            entry = next((e for e in entries if _version_key(e["version"]) == wanted), None)
+            if entry is None:
+                recent = ", ".join(e["version"] for e in listed[::-1][:5]) or "none"
+                raise NuGetNotFoundError(f"Package '{package_id}' has no version '{version}'. Recent: {recent}.")
+        else:
+            # Unlisted versions are hidden on nuget.org, so they are never picked as "latest".
+            stable = [e for e in listed if not _is_prerelease(e["version"])]
+            entry = (stable or listed or entries)[-1]
+        pkg_id, ver = _text(entry.get("id")) or package_id, entry["version"].strip()
+        return NuGetPackageDetails(
+            id=pkg_id,
+            version=ver,
+            versions=[e["version"].strip() for e in listed],
+            description=_text(entry.get("description")) or "",
+            authors=_str_list(entry.get("authors")),
+            license_expression=_text(entry.get("licenseExpression")),
+            license_url=_text(entry.get("licenseUrl")),
+            project_url=_text(entry.get("projectUrl")),
+            published=_datetime(entry.get("published")),
+            listed=entry.get("listed") is not False,
+            dependency_groups=_parse_dependency_groups(entry.get("dependencyGroups")),
+            nuget_url=nuget_url(pkg_id, ver),
+        )
+
+    async def _flat_file(self, package_id: str, version: str, name: str) -> str | None:
+        package_id, version = package_id.strip(), version.strip()
+        if not _ID_RE.match(package_id) or not _VERSION_RE.match(version):
+            return None  # cannot exist on NuGet: same answer as a 404
+        # Flat-container paths use the lowercased version without build metadata.
+        url = f"{self._flat}{package_id.lower()}/{version.split('+', 1)[0].lower()}/{name}"
+        body = await self._get(url, f"the {name} of '{package_id}' {version}")
+        return None if body is None else body.decode("utf-8-sig", errors="replace")
+
+    async def get_readme(self, package_id: str, version: str) -> str | None:
+        """README text of a package version, or None if it has none."""
+        return await self._flat_file(package_id, version, "readme")
+
+    async def get_license(self, package_id: str, version: str) -> str | None:
+        """Embedded license file text of a package version, or None if it has none."""
+        return await self._flat_file(package_id, version, "license")
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def format_search_for_agent(result: NuGetSearchResult) -> str:
+    """Compact text lines describing search hits, for LLM tool output."""
+    if not result.packages:
+        return "No NuGet packages found."
+    lines = [f"{result.total_hits} package(s) matched; showing {len(result.packages)}, verified first:"]
+    for i, p in enumerate(result.packages, 1):
+        pre = " (prerelease)" if _is_prerelease(p.version) else ""
+        badge = "verified" if p.verified else "not verified"
+        lines.append(f"{i}. {p.id} {p.version}{pre} | {p.total_downloads:,} downloads | {badge} | {p.nuget_url}")
+        if desc := _one_line(p.description or p.summary):
+            lines.append(f"   {desc}")
+    return "\n".join(lines)
+
+
+def format_details_for_agent(details: NuGetPackageDetails, max_versions: int = 10) -> str:
+    """Compact text description of one package version, for LLM tool output."""
+    d = details
+    pre = " (prerelease)" if _is_prerelease(d.version) else ""
+    published = f", published {d.published.date().isoformat()}" if d.published else ""
+    lines = [f"{d.id} {d.version}{pre} ({'listed' if d.listed else 'UNLISTED'}{published})", f"URL: {d.nuget_url}"]
+    lines.append(f"Authors: {', '.join(d.authors) or 'unknown'}")
+    lines.append(f"License: {d.license_expression or d.license_url or 'unknown'}")
+    if d.project_url:
+        lines.append(f"Project: {d.project_url}")
+    if d.description:
+        lines.append(f"Description: {_one_line(d.description, 400)}")
+    recent = d.versions[::-1][:max_versions]
+    older = f" (+{len(d.versions) - len(recent)} older)" if len(d.versions) > len(recent) else ""
+    lines.append(f"Versions, newest first: {', '.join(recent) or 'none listed'}{older}")
+    lines.append("Dependencies:" if d.dependency_groups else "Dependencies: none")
+    for g in d.dependency_groups:
+        deps = "; ".join(f"{x.id} {x.range or ''}".strip() for x in g.dependencies) or "none"
+        lines.append(f"  {g.target_framework or 'any framework'}: {deps}")
+    return "\n".join(lines)

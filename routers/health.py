@@ -1,0 +1,54 @@
+"""GET /health (readiness of each part) and GET /api (the endpoint map)."""
+
+import datetime as dt
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from models import ComponentStatus, HealthResponse
+from routers.deps import ServicesDep
+from services.settings import VERSION
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health(services: ServicesDep) -> HealthResponse:
+    """Report the service's version and whether store, index, embedder and model are ready."""
+    kb = services.knowledge_base
+    store_ok = await services.database.ping()
+    components = {
+        "store": ComponentStatus(ready=store_ok, detail="embedded" if services.database.embedded else "mongodb"),
+        "index": ComponentStatus(ready=kb.ready, detail=f"{kb.index.kind}, {kb.size} chunks" if kb.local else "atlas vector search"),
+        "embedder": ComponentStatus(ready=kb.embedder is not None, detail=kb.embedder.model_id),
+        "model": ComponentStatus(ready=services.agent is not None, detail=services.settings.model_mode),
+    }
+    status = "healthy" if all(c.ready for c in components.values()) else "degraded"
+    return HealthResponse(status=status, version=VERSION, timestamp=dt.datetime.now(dt.timezone.utc),
+                          environment="development" if services.settings.is_development else "production",
+                          components=components)
+
+
+STATIC_INDEX = Path(__file__).resolve().parent.parent / "static" / "index.html"
+
+
+@router.get("/", summary="Endpoint map, or the chat page for browsers")
+async def root(request: Request):
+    """The endpoint map as JSON (like the original), or the chat page when a browser asks for HTML."""
+    if "text/html" in request.headers.get("accept", "") and STATIC_INDEX.exists():
+        return FileResponse(STATIC_INDEX, media_type="text/html")
+    return await endpoint_map(request)
+
+
+@router.get("/api", summary="Endpoint map")
+async def endpoint_map(request: Request) -> dict:
+    """The service's name, version and endpoints (the original API's `GET /`)."""
+    endpoints = {}
+    for route in request.app.routes:
+        methods = sorted(getattr(route, "methods", None) or [])
+        path = getattr(route, "path", "")
+        if methods and not path.startswith(("/openapi", "/docs", "/redoc")):
+            endpoints[path] = ",".join(m for m in methods if m != "HEAD")
+    return {"message": "C# AI Buddy API", "version": VERSION, "docs": "/docs", "endpoints": endpoints}

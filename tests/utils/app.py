@@ -1,0 +1,58 @@
+"""Helpers to build and talk to an app in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from main import create_app
+from services.settings import Settings
+
+CHAT_QUESTION = "How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"
+_SEEDED: dict[str, Path] = {}
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Development settings on a fresh data dir (pre-seeded from a cached copy to save embedding time)."""
+    values = dict(environment="development", data_dir=tmp_path / "data", mongodb_uri=None, openai_api_key=None,
+                  openai_base_url=None, phoenix_collector_endpoint=None, arize_space_id=None, arize_api_key=None,
+                  mcp_servers=[], rate_limit_chat=0, rate_limit_feedback=0, cors_origins=[])
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def copy_seeded_data_dir(target: Path, cache_root: Path) -> None:
+    """Copy a data dir that already holds the seeded knowledge base (built once per session)."""
+    if target.exists():
+        return
+    shutil.copytree(cache_root, target, ignore=shutil.ignore_patterns("embedded.lock"))
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=180, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
+            client.app = manager.app  # type: ignore[attr-defined]
+            yield client
+
+
+async def chat_lines(client: httpx.AsyncClient, payload: dict) -> tuple[int, list[dict]]:
+    """POST /api/chat and parse every NDJSON line."""
+    async with client.stream("POST", "/api/chat", json=payload) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response.status_code, [response.json()]
+        lines = [json.loads(raw) async for raw in response.aiter_lines() if raw.strip()]
+    return 200, lines
+
+
+def answer_text(lines: list[dict]) -> str:
+    return "".join(line["content"] for line in lines if line["type"] == "content")
