@@ -69,13 +69,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
+    from services.metrics import MetricsMiddleware
+    from services.rate_limit import RATE_LIMIT_HEADERS, RateLimitMiddleware
+
+    # Added before CORS so CORS stays outermost: a 429 still carries the CORS headers a browser needs.
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
-                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"])
+                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)
     register_error_handlers(app)
 
-    from routers import chat, conversations, health
+    from routers import chat, conversations, feedback, health, metrics, news, samples, site, telemetry
 
-    for module in (health, chat, conversations):
+    for module in (health, chat, conversations, site, news, samples, feedback, telemetry, metrics):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

@@ -23,4 +23,5 @@ class AppServices:
     http: Any = None  # the one aiohttp.ClientSession
     nuget: Any = None
     metrics: Any = None
+    feedback_delivery: Any = None  # services.feedback_delivery.FeedbackDelivery
     extras: dict[str, Any] = field(default_factory=dict)

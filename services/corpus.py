@@ -114,14 +114,14 @@ def load_articles(folder: Path = DEFAULT_KB_DIR) -> tuple[list[Article], list[st
 def _blocks(body: str) -> list[tuple[str, str, list[str]]]:
     """Split Markdown into (kind, text, heading path) blocks; fenced code stays whole."""
     blocks: list[tuple[str, str, list[str]]] = []
-    headings: list[str] = []
+    levels: list[tuple[int, str]] = []  # the open headings, outermost first
     para: list[str] = []
     lines = body.splitlines()
     i = 0
 
     def flush() -> None:
         if any(line.strip() for line in para):
-            blocks.append(("text", "\n".join(para).strip(), list(headings)))
+            blocks.append(("text", "\n".join(para).strip(), [h for _, h in levels]))
         para.clear()
 
     while i < len(lines):
@@ -137,11 +137,13 @@ def _blocks(body: str) -> list[tuple[str, str, list[str]]]:
                 if lines[i].strip().startswith(fence):
                     break
                 i += 1
-            blocks.append(("code", "\n".join(code), list(headings)))
+            blocks.append(("code", "\n".join(code), [h for _, h in levels]))
         elif heading:
             flush()
             level = len(heading.group(1))
-            headings[:] = headings[: level - 1] + [heading.group(2).strip()]
+            while levels and levels[-1][0] >= level:
+                levels.pop()
+            levels.append((level, heading.group(2).strip()))
         elif not line.strip():
             flush()
         else:

@@ -126,7 +126,7 @@ def first_code_block(content: str) -> str | None:
     return (csharp or blocks or [None])[0]
 
 
-def _wants_code(question: str) -> bool:
+def wants_code(question: str) -> bool:
     return bool(re.search(r"\b(how|code|example|sample|snippet|call|write|implement|create|use)\b", question, re.I))
 
 
@@ -158,7 +158,7 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
         sentences = best_sentences(question, content, limit=3 if index == 0 else 2)
         lead = "" if index else "Here is what I found. "
         parts.append(f"{lead}{' '.join(sentences)} ([{title}]({url}))")
-        if index == 0 and _wants_code(question):
+        if index == 0 and wants_code(question):
             code = first_code_block("\n\n".join(c.get("content", "") for c in chunks))
             if code:
                 parts.append(code)

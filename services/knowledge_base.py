@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from services.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 RRF_K = 60
 MAX_CHUNKS_PER_DOC = 2
+_CSHARP_FENCE = re.compile(r"^(```|~~~)\s*(csharp|cs|c#)\b", re.M | re.I)
 REEMBED_COMMAND = "python main.py ingest kb --reembed"
 FILTER_FIELDS = {"aiLibrary": "ai_libraries", "aiProvider": "ai_providers", "dotnetVersion": "dotnet_versions"}
 _PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1,
@@ -61,6 +63,37 @@ def chunk_matches(chunk: dict, filters: dict[str, str]) -> bool:
         if _filter_value(name, value) not in keys and "any" not in keys:
             return False
     return True
+
+
+def select_diverse(fused: list[str], chunks: dict[str, dict], k: int, *, prefer_code: bool = False) -> list[str]:
+    """Take fused ids in order, at most MAX_CHUNKS_PER_DOC per document so other articles get room.
+
+    With `prefer_code`, a document's extra slot is kept for one of its chunks with a C# block
+    when the candidates hold one (a "how do I" question wants the example, not more prose).
+    """
+    def doc_of(chunk_id: str) -> str:
+        return chunks[chunk_id].get("doc_id") or chunks[chunk_id].get("source_url") or chunk_id
+
+    def has_code(chunk_id: str) -> bool:
+        return bool(_CSHARP_FENCE.search(chunks[chunk_id].get("content") or ""))
+
+    code_docs = {doc_of(i) for i in fused if has_code(i)} if prefer_code else set()
+    picked: list[str] = []
+    per_doc: dict[str, int] = {}
+    for chunk_id in fused:
+        if len(picked) >= k:
+            break
+        doc = doc_of(chunk_id)
+        count = per_doc.get(doc, 0)
+        if count >= MAX_CHUNKS_PER_DOC:
+            continue
+        if count and doc in code_docs and not has_code(chunk_id):
+            continue
+        if has_code(chunk_id):
+            code_docs.discard(doc)
+        per_doc[doc] = count + 1
+        picked.append(chunk_id)
+    return picked
 
 
 def rrf_fuse(*rankings: list[str], k: int = RRF_K) -> list[str]:
@@ -161,12 +194,14 @@ class KnowledgeBase:
 
     # --- search -------------------------------------------------------------------------------
 
-    async def search(self, query: str, *, filters: dict[str, str] | None = None, k: int = 5) -> list[Passage]:
+    async def search(self, query: str, *, filters: dict[str, str] | None = None, k: int = 5,
+                     prefer_code: bool = False) -> list[Passage]:
+        """Top-k passages for `query`, at most two per article; `prefer_code` favours code examples."""
         filters = {name: value for name, value in (filters or {}).items() if value and name in FILTER_FIELDS}
         vector = await self.embedder.embed_query(query)
         if self.local:
-            return await asyncio.to_thread(self._search_local, query, vector, filters, k)
-        return await self._search_atlas(query, vector, filters, k)
+            return await asyncio.to_thread(self._search_local, query, vector, filters, k, prefer_code)
+        return await self._search_atlas(query, vector, filters, k, prefer_code)
 
     def _keyword_ranking(self, query: str, allow, limit: int) -> list[str]:
         import bm25s
@@ -188,25 +223,18 @@ class KnowledgeBase:
         results, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, weight_mask=mask, n_threads=1)
         return [self._bm25_ids[int(r)] for r, s in zip(results[0], scores[0]) if s > 0]
 
-    def _search_local(self, query: str, vector: np.ndarray, filters: dict, k: int) -> list[Passage]:
+    def _search_local(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
         allow = (lambda chunk_id: chunk_matches(self._chunks.get(chunk_id, {}), filters)) if filters else None
         pool = max(k * 4, 20)
         vector_hits = self.index.search(vector, pool, allow)
         cosine = dict(vector_hits)
         keyword_ids = self._keyword_ranking(query, allow or (lambda _id: True), pool)
         fused = rrf_fuse([chunk_id for chunk_id, _ in vector_hits], keyword_ids)
-        passages, per_doc = [], {}
-        for chunk_id in fused:
-            if len(passages) >= k:
-                break
-            chunk = self._chunks[chunk_id]
-            doc = chunk.get("doc_id") or chunk.get("source_url")
-            per_doc[doc] = per_doc.get(doc, 0) + 1
-            if per_doc[doc] > MAX_CHUNKS_PER_DOC:  # leave room for other articles
-                continue
+        passages = []
+        for chunk_id in select_diverse(fused, self._chunks, k, prefer_code=prefer_code):
             if chunk_id not in cosine:
                 cosine[chunk_id] = self._cosine(chunk_id, vector)
-            passages.append(self._passage(chunk_id, chunk, cosine[chunk_id]))
+            passages.append(self._passage(chunk_id, self._chunks[chunk_id], cosine[chunk_id]))
         return passages
 
     def _cosine(self, chunk_id: str, vector: np.ndarray) -> float:
@@ -225,7 +253,7 @@ class KnowledgeBase:
             tags=list(chunk.get("tags") or []),
         )
 
-    async def _search_atlas(self, query: str, vector: np.ndarray, filters: dict, k: int) -> list[Passage]:
+    async def _search_atlas(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
         chunks = self._db[CHUNKS]
         pool = max(k * 4, 20)
         stage = {"index": self._settings.vector_index_name, "path": "embeddings",
@@ -253,4 +281,5 @@ class KnowledgeBase:
         # vectorSearchScore for cosine is (1 + cos) / 2; report the cosine like the local index
         cosine = {str(d["_id"]): 2.0 * float(d.get("score", 0.5)) - 1.0 for d in vector_docs}
         fused = rrf_fuse([str(d["_id"]) for d in vector_docs], [str(d["_id"]) for d in keyword_docs])
-        return [self._passage(i, by_id[i], cosine.get(i, 0.0)) for i in fused[:k]]
+        return [self._passage(i, by_id[i], cosine.get(i, 0.0))
+                for i in select_diverse(fused, by_id, k, prefer_code=prefer_code)]

@@ -79,7 +79,7 @@ class OfflineGroundedModel(Model):
         query = ga.retrieval_query(message, earlier)
         calls: list[tuple[str, dict]] = []
         if "search_knowledge_base" in names:
-            calls.append(("search_knowledge_base", {"query": query}))
+            calls.append(("search_knowledge_base", {"query": query, "prefer_code": ga.wants_code(message)}))
         if "search_nuget_packages" in names and ga.looks_like_package_question(message):
             calls.append(("search_nuget_packages", {"query": ga.package_query(message)}))
         for tool in tools:

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     nuget_flat_container_url: str = "https://api.nuget.org/v3-flatcontainer/"
     nuget_timeout_seconds: float = 5.0
     mcp_servers: Annotated[list[MCPServerConfig] | None, NoDecode] = None
+    mcp_connect_timeout_seconds: float = 10.0  # a server slower than this at startup is skipped
+    mcp_timeout_seconds: float = 20.0  # per MCP request (tool listing, tool call)
     enable_web_search: bool = True
 
     # tracing / feedback

@@ -40,7 +40,7 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app, startup_timeout=180, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
-            client.app = manager.app  # type: ignore[attr-defined]
+            client.app = app  # type: ignore[attr-defined]  # the FastAPI instance (manager.app may be wrapped)
             yield client
 
 

@@ -1,0 +1,35 @@
+"""POST /api/feedback: a thumbs up/down (and optional comment) on one answer, stored then forwarded."""
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from models import ErrorResponse
+from routers.deps import ServicesDep
+from services.feedback import MAX_COMMENT_CHARS, SPAN_ID_PATTERN, record_feedback
+
+router = APIRouter(prefix="/api", tags=["feedback"])
+
+
+class FeedbackRequest(BaseModel):
+    span_id: str = Field(pattern=SPAN_ID_PATTERN, description="The 16-hex span id from the chat stream's metadata/complete line.",
+                         examples=["9f2c4e1a7b3d5f60"])
+    feedback_type: Literal["thumbs_up", "thumbs_down"]
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+
+
+class FeedbackResponse(BaseModel):
+    success: bool
+    message: str
+
+
+@router.post("/feedback", response_model=FeedbackResponse,
+             responses={413: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+async def submit_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackResponse:
+    """Record a rating of one answer; a later rating of the same answer replaces it."""
+    await record_feedback(database=services.database, settings=services.settings, span_id=body.span_id,
+                          feedback_type=body.feedback_type, comment=body.comment, metrics=services.metrics)
+    if services.feedback_delivery is not None:
+        services.feedback_delivery.wake()
+    return FeedbackResponse(success=True, message="Thank you for your feedback!")

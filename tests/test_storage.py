@@ -1,0 +1,83 @@
+"""The embedded engine behind pymongo's async API: queries, persistence across restarts, one writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from services.embedded_mongo import DataDirInUseError, EmbeddedAsyncClient
+from tests.utils.app import chat_lines, make_settings, running_app
+
+
+async def test_query_documents_work_like_pymongo(tmp_path):
+    client = EmbeddedAsyncClient(tmp_path)
+    try:
+        coll = client["db"]["items"]
+        await coll.create_index("key", unique=True)
+        when = dt.datetime(2025, 5, 1)
+        await coll.insert_many([{"key": i, "tags": ["a", "b"] if i % 2 else ["c"], "when": when + dt.timedelta(days=i),
+                                 "title": f"Item {i}"} for i in range(10)])
+        with pytest.raises(DuplicateKeyError):
+            await coll.insert_one({"key": 3})
+        page = await coll.find({"$or": [{"tags": "a"}, {"title": {"$regex": "item 4", "$options": "i"}}]},
+                               {"_id": 0, "key": 1}).sort([("when", -1), ("key", 1)]).skip(1).limit(3).to_list()
+        assert [d["key"] for d in page] == [7, 5, 4]
+        assert await coll.count_documents({"tags": {"$in": ["c"]}}) == 5
+        assert sorted(await coll.distinct("tags")) == ["a", "b", "c"]
+        await coll.update_one({"key": 42}, {"$set": {"x": 1}, "$push": {"log": "new"}, "$inc": {"n": 2}}, upsert=True)
+        doc = await coll.find_one({"key": 42})
+        assert doc["log"] == ["new"] and doc["n"] == 2
+        cursor = await coll.aggregate([{"$match": {"tags": "c"}}, {"$group": {"_id": None, "n": {"$sum": 1}}}])
+        assert (await cursor.to_list())[0]["n"] == 5
+        assert [d["key"] async for d in coll.find({"key": {"$lt": 2}}).sort("key", 1)] == [0, 1]
+    finally:
+        await client.close()
+
+
+async def test_a_second_process_is_refused_clearly(tmp_path):
+    first = EmbeddedAsyncClient(tmp_path)
+    try:
+        with pytest.raises(DataDirInUseError, match="already used by another process"):
+            EmbeddedAsyncClient(tmp_path)
+    finally:
+        await first.close()
+    second = EmbeddedAsyncClient(tmp_path)  # free again once the first closed
+    await second.close()
+
+
+async def test_restart_keeps_conversations_and_knowledge_base(seeded_settings):
+    async with running_app(seeded_settings) as client:
+        _, lines = await chat_lines(client, {"message": "What is ML.NET?"})
+        conversation_id = lines[0]["conversation_id"]
+        chunks = client.app.state.services.knowledge_base.size
+    async with running_app(seeded_settings) as client:  # a new app on the same data dir
+        response = await client.get(f"/api/conversations/{conversation_id}")
+        assert response.status_code == 200
+        assert response.json()["turns"][0]["user"] == "What is ML.NET?"
+        assert client.app.state.services.knowledge_base.size == chunks
+        _, again = await chat_lines(client, {"message": "How does AutoML help?", "conversation_id": conversation_id})
+        assert again[-1]["type"] == "complete"
+        turns = (await client.get(f"/api/conversations/{conversation_id}")).json()["turns"]
+        assert len(turns) == 2
+
+
+async def test_model_mismatch_is_a_clear_startup_error(seeded_settings):
+    from services.database import KB_META
+    from services.knowledge_base import KnowledgeBaseModelMismatch
+
+    async with running_app(seeded_settings) as client:
+        await client.app.state.services.database[KB_META].update_one(
+            {"_id": "embedding_model"}, {"$set": {"model_id": "text-embedding-3-small", "dimensions": 1536}})
+    with pytest.raises(KnowledgeBaseModelMismatch, match=r"python main.py ingest kb --reembed"):
+        async with running_app(seeded_settings):
+            pass
+
+
+def test_settings_reject_placeholder_secrets_in_production(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="placeholder"):
+        make_settings(tmp_path, environment="production", openai_api_key="changeme")
+    assert make_settings(tmp_path, environment="staging").is_development is False  # unknown means production
