@@ -79,9 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)
     register_error_handlers(app)
 
-    from routers import chat, conversations, feedback, health, metrics, news, samples, site, telemetry
+    from routers import chat, conversations, feedback, health, metrics, news, openai_compat, samples, site, telemetry
 
-    for module in (health, chat, conversations, site, news, samples, feedback, telemetry, metrics):
+    for module in (health, chat, conversations, site, news, samples, feedback, telemetry, metrics, openai_compat):
         app.include_router(module.router)
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles

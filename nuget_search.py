@@ -214,8 +214,8 @@ class NuGetClient:
         """GET a URL; returns (status, body, reason), status 0 when nothing usable came back."""
         try:
             async with self._session.get(url, params=params, timeout=self._timeout) as resp:
-                kind = "server error " if resp.status >= 500 else ""
-                return resp.status, await resp.read(), f"{kind}(HTTP {resp.status})"
+                reason = f"server error (HTTP {resp.status})" if resp.status >= 500 else f"HTTP {resp.status}"
+                return resp.status, await resp.read(), reason
         except asyncio.TimeoutError:  # before ClientError: aiohttp's timeout errors are both
             return 0, b"", f"timed out after {self._timeout_seconds:g}s"
         except aiohttp.ClientError:

@@ -45,10 +45,7 @@ async def root(request: Request):
 @router.get("/api", summary="Endpoint map")
 async def endpoint_map(request: Request) -> dict:
     """The service's name, version and endpoints (the original API's `GET /`)."""
-    endpoints = {}
-    for route in request.app.routes:
-        methods = sorted(getattr(route, "methods", None) or [])
-        path = getattr(route, "path", "")
-        if methods and not path.startswith(("/openapi", "/docs", "/redoc")):
-            endpoints[path] = ",".join(m for m in methods if m != "HEAD")
+    # FastAPI groups included routers, so the OpenAPI paths are the reliable list of endpoints.
+    endpoints = {path: ",".join(sorted(method.upper() for method in operations))
+                 for path, operations in request.app.openapi().get("paths", {}).items()}
     return {"message": "C# AI Buddy API", "version": VERSION, "docs": "/docs", "endpoints": endpoints}

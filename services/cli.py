@@ -166,6 +166,9 @@ async def _ingest_kb(run: Run, args: argparse.Namespace, settings: Settings, dat
     if args.sources:
         import aiohttp
 
+        for name in ("added", "updated", "unchanged", "removed", "chunks written"):
+            run.add(name, 0)
+
         session = await stack.enter_async_context(aiohttp.ClientSession())
         for source in args.sources:
             await _ingest_kb_source(run, Path(source), kb=kb, database=database, session=session, timeout=args.timeout)

@@ -140,12 +140,14 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
     # Package and docs results count only when they share words with the question.
     packages = [p for p in packages if wanted & terms(f"{p.get('id', '')} {p.get('title', '')} {p.get('description', '')}")]
     others = [o for o in others if wanted & terms(f"{o.get('title', '')} {o.get('content', '')} {o.get('description', '')}")]
+    # Our NuGet tools' error texts are written for people (no URLs or internals), so they are shown as is.
+    nuget_notes = list(dict.fromkeys(tr.error for tr in results if tr.error and tr.tool.startswith(("search_nuget", "get_nuget"))))
     if not relevant and not packages and not others:
         failed = [tr.tool for tr in results if tr.error]
         note = " (a lookup tool was unavailable just now)" if failed else ""
         return (f"{IDK}: I couldn't find anything about that in the C#/.NET AI sources I can search{note}. "
                 "Try rephrasing with the library or API name (for example Microsoft.Extensions.AI, "
-                "Semantic Kernel or ML.NET).")
+                "Semantic Kernel or ML.NET)." + "".join(f"\n\n{n}" for n in nuget_notes))
 
     parts: list[str] = []
     cited: list[tuple[str, str]] = []
@@ -178,6 +180,7 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
             snippet = best_sentences(question, str(o.get("content") or o.get("description") or ""), limit=1)
             lines.append(f"- [{o['title']}]({o['url']})" + (f": {snippet[0]}" if snippet else ""))
         parts.append("\n".join(lines))
+    parts.extend(nuget_notes)
     if cited:
         parts.append("Sources:\n" + "\n".join(f"- [{t}]({u})" for t, u in cited))
     return "\n\n".join(parts)

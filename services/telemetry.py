@@ -43,7 +43,11 @@ def _clean_value(value, depth: int):
     if isinstance(value, dict):
         return clean_data(value, depth + 1)
     if isinstance(value, list):
+        if depth + 1 >= MAX_DEPTH:
+            raise BadRequest(f"Telemetry data may nest at most {MAX_DEPTH} levels deep.")
         return [_clean_value(item, depth + 1) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return str(value)  # BSON and OTLP both stop at 64-bit integers
     return value
 
 

@@ -170,7 +170,8 @@ PACKAGES: list[dict[str, Any]] = [
     },
     {
         "id": "Azure.AI.OpenAI",
-        "description": "Azure OpenAI's official extension package for using OpenAI's .NET library with the Azure OpenAI Service.",
+        "description": "Azure OpenAI's official extension package for using OpenAI's .NET library "
+        "with the Azure OpenAI Service.",
         "tags": ["Azure", "OpenAI", "AI"],
         "projectUrl": "https://github.com/Azure/azure-sdk-for-net",
         "license": "MIT",
@@ -200,7 +201,8 @@ PACKAGES: list[dict[str, Any]] = [
     },
     {
         "id": "Microsoft.ML.OnnxRuntime",
-        "description": "This package contains native shared library artifacts for all supported platforms of ONNX Runtime.",
+        "description": "This package contains native shared library artifacts for all supported platforms "
+        "of ONNX Runtime.",
         "tags": ["ONNX", "ONNX Runtime", "AI", "machine learning"],
         "projectUrl": "https://github.com/microsoft/onnxruntime",
         "licenseFile": _MIT_TEXT.format(holder="Microsoft Corporation"),
@@ -329,7 +331,7 @@ async def _search(request: web.Request) -> web.Response:
 def _leaf(origin: str, pkg: dict[str, Any], version: tuple) -> dict[str, Any]:
     pid, lower, (ver, _, published, *rest) = pkg["id"], pkg["id"].lower(), version
     reg, vl = f"{origin}/registration/{lower}", ver.lower()
-    expression = pkg.get("license")
+    expression, authors = pkg.get("license"), pkg.get("authors", ["Microsoft"])
     groups = [
         {"@id": f"{origin}/catalog/{lower}.{vl}.json#dependencygroup/{tfm}", "@type": "PackageDependencyGroup",
          "dependencies": [{"@id": f"{origin}/catalog/{lower}.{vl}.json#dependency/{d}", "@type": "PackageDependency",
@@ -342,7 +344,7 @@ def _leaf(origin: str, pkg: dict[str, Any], version: tuple) -> dict[str, Any]:
         "@id": f"{reg}/{vl}.json", "@type": "Package", "commitTimeStamp": published,
         "catalogEntry": {
             "@id": f"{origin}/catalog/{lower}.{vl}.json", "@type": "PackageDetails",
-            "authors": ", ".join(pkg["authors"]) if isinstance(pkg.get("authors"), list) else pkg.get("authors", "Microsoft"),
+            "authors": authors if isinstance(authors, str) else ", ".join(authors),  # a string in registration
             "dependencyGroups": groups, "description": pkg["description"],
             "iconUrl": f"{origin}/flat/{lower}/{vl}/icon", "id": pid, "language": "",
             "licenseExpression": expression or "",

@@ -56,3 +56,35 @@ async def chat_lines(client: httpx.AsyncClient, payload: dict) -> tuple[int, lis
 
 def answer_text(lines: list[dict]) -> str:
     return "".join(line["content"] for line in lines if line["type"] == "content")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def served_app(settings: Settings) -> AsyncIterator[tuple[str, object]]:
+    """The app behind a real uvicorn server on a loopback port (for disconnects and real clients)."""
+    import asyncio
+
+    import uvicorn
+
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(1800):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.1)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start")
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)
