@@ -59,17 +59,17 @@ def _instructions(extra: str):
 
 
 @function_tool
-async def search_knowledge_base(ctx: RunContextWrapper[ChatContext], query: str, top_k: int = 5,
+async def search_knowledge_base(ctx: RunContextWrapper[ChatContext], query: str, top_k: int | None = None,
                                 prefer_code: bool = False) -> str:
     """Search the curated C#/.NET AI knowledge base (docs summaries with source links).
 
     Args:
         query: What to look for, in natural language or keywords.
-        top_k: How many passages to return (1-10).
+        top_k: How many passages to return (1-10; default from the settings).
         prefer_code: True for "how do I" questions, to favour passages with C# code examples.
     """
     deps = ctx.context
-    k = max(1, min(int(top_k or 5), 10))
+    k = max(1, min(int(top_k or deps.settings.retrieval_top_k), 10))
     passages = await deps.knowledge_base.search(query, filters=deps.filters, k=k, prefer_code=bool(prefer_code))
     results = [
         {"title": p.title, "url": p.url, "score": round(p.score, 4), "section": p.section, "content": p.content}

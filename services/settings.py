@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     min_relevance: float = 0.35
 
     # chat
-    magic_key_collection: str = "userRegistrations"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # tools
@@ -118,11 +117,12 @@ class Settings(BaseSettings):
     @field_validator("mcp_servers", mode="before")
     @classmethod
     def _parse_mcp(cls, value: object) -> object:
-        # JSON list of {name, url, headers}, or "name=url,name2=url2"
+        # JSON list of {name, url, headers}, or "name=url,name2=url2"; empty means "use the default"
+        # (so a copied .env.example keeps Microsoft Learn in production) and "[]" disables MCP.
         if isinstance(value, str):
             text = value.strip()
             if not text:
-                return []
+                return None
             if text.startswith("["):
                 return json.loads(text)
             servers = []

@@ -1,0 +1,144 @@
+"""GET /metrics (Prometheus text) and the per-key/IP rate limits on chat and feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.rate_limit import MAX_TRACKED, FixedWindowLimiter, identity
+from tests.utils.app import chat_lines, make_settings, running_app
+
+SPAN = "0123456789abcdef"
+
+
+def quick_settings(tmp_path, **overrides):
+    return make_settings(tmp_path, seed_on_startup=False, nuget_search_urls=["http://127.0.0.1:9/query"], **overrides)
+
+
+def samples(text: str) -> dict[tuple, float]:
+    """{(name, sorted label items): value} from the exposition text (parsed, so the format is checked too)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_metrics_count_requests_chats_tools_and_feedback(tmp_path):
+    async with running_app(quick_settings(tmp_path)) as client:
+        status, lines = await chat_lines(client, {"message": "How do I use Semantic Kernel?"})
+        assert status == 200 and lines[-1]["type"] == "complete"
+        conversation_id = lines[0]["conversation_id"]
+        assert (await client.get(f"/api/conversations/{conversation_id}")).status_code == 200
+        assert (await client.get("/no/such/page")).status_code == 404
+        assert (await client.post("/api/feedback", json={"span_id": SPAN, "feedback_type": "thumbs_down"})).status_code == 200
+        assert (await client.post("/api/feedback", json={"span_id": "nope", "feedback_type": "thumbs_down"})).status_code == 422
+
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        found = samples(response.text)
+
+    assert found[("chat_streams_started_total", ())] == 1
+    assert found[("chat_streams_completed_total", ())] == 1
+    assert found[("chat_time_to_first_content_seconds_count", ())] == 1
+    assert found[("chat_stream_duration_seconds_count", ())] == 1
+    assert found[("chat_tool_calls_total", (("tool", "search_knowledge_base"),))] >= 1
+    assert found[("feedback_received_total", (("feedback_type", "thumbs_down"),))] == 1
+    http = {labels: value for (name, labels), value in found.items() if name == "http_requests_total"}
+    assert http[(("method", "POST"), ("route", "/api/chat"), ("status", "200"))] == 1
+    # the route template, never the raw path (bounded label values)
+    assert http[(("method", "GET"), ("route", "/api/conversations/{conversation_id}"), ("status", "200"))] == 1
+    assert http[(("method", "GET"), ("route", "<unmatched>"), ("status", "404"))] == 1
+    assert http[(("method", "POST"), ("route", "/api/feedback"), ("status", "422"))] == 1
+    assert not any(conversation_id in str(labels) for labels in http)
+
+
+async def test_a_failed_chat_is_counted(tmp_path):
+    # A model endpoint on loopback that refuses connections: the stream ends with an error line.
+    settings = quick_settings(tmp_path, openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
+    async with running_app(settings) as client:
+        status, lines = await chat_lines(client, {"message": "Hello?"})
+        assert status == 200 and lines[-1]["type"] == "error"
+        found = samples((await client.get("/metrics")).text)
+    failed = {labels: v for (name, labels), v in found.items() if name == "chat_streams_failed_total"}
+    assert sum(failed.values()) == 1
+    assert found[("chat_streams_completed_total", ())] == 0
+
+
+async def test_chat_is_limited_per_magic_key_with_headers(tmp_path):
+    settings = quick_settings(tmp_path, rate_limit_chat=2, rate_limit_feedback=0, rate_limit_window_seconds=60)
+    async with running_app(settings) as client:
+        async with client.stream("POST", "/api/chat", json={"message": "What is ML.NET?", "magic_key": "alice"}) as response:
+            assert response.status_code == 200  # the body the limiter read still reached the endpoint
+            assert response.headers["x-ratelimit-limit"] == "2"
+            assert response.headers["x-ratelimit-remaining"] == "1"
+            assert 59 <= int(response.headers["x-ratelimit-reset"]) <= 60
+            assert [line async for line in response.aiter_lines()][-1].startswith('{"type": "complete"')
+        second = await client.post("/api/chat", json={"message": "", "magic_key": "alice"})
+        assert second.status_code == 400 and second.headers["x-ratelimit-remaining"] == "0"
+
+        refused = await client.post("/api/chat", json={"message": "again", "magic_key": "alice"},
+                                    headers={"Origin": "https://example.org"})
+        assert refused.status_code == 429
+        assert "Too many requests" in refused.json()["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        assert refused.headers["access-control-allow-origin"] == "*"  # a browser can read the 429
+        assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
+
+        # another key, or no key (counted by client address), has its own allowance
+        assert (await client.post("/api/chat", json={"message": "", "magic_key": "bob"})).status_code == 400
+        assert (await client.post("/api/chat", json={"message": ""})).status_code == 400
+        # feedback is limited separately (here: not at all)
+        feedback = await client.post("/api/feedback", json={"span_id": SPAN, "feedback_type": "thumbs_up"})
+        assert feedback.status_code == 200 and "x-ratelimit-limit" not in feedback.headers
+
+        found = samples((await client.get("/metrics")).text)
+    assert found[("rate_limited_requests_total", (("limit", "chat"),))] == 1
+    assert found[("http_requests_total", (("method", "POST"), ("route", "/api/chat"), ("status", "429")))] == 1
+
+
+async def test_feedback_limit_by_client_address_resets_after_the_window(tmp_path):
+    settings = quick_settings(tmp_path, rate_limit_chat=5, rate_limit_feedback=1, rate_limit_window_seconds=1)
+    async with running_app(settings) as client:
+        body = {"span_id": SPAN, "feedback_type": "thumbs_up"}
+        assert (await client.post("/api/feedback", json=body)).status_code == 200
+        refused = await client.post("/api/feedback", json=body)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert (await client.post("/api/chat", json={"message": ""})).headers["x-ratelimit-remaining"] == "4"
+        await asyncio.sleep(1.1)
+        assert (await client.post("/api/feedback", json=body)).status_code == 200
+
+
+async def test_zero_disables_the_limits(tmp_path):
+    async with running_app(quick_settings(tmp_path, rate_limit_chat=0, rate_limit_feedback=0)) as client:
+        for _ in range(5):
+            response = await client.post("/api/chat", json={"message": ""})
+            assert response.status_code == 400 and "x-ratelimit-limit" not in response.headers
+
+
+def test_fixed_window_counts_resets_and_stays_bounded():
+    now = [1000.0]
+    limiter = FixedWindowLimiter(limit=3, window_seconds=10, clock=lambda: now[0])
+    decisions = [limiter.hit("a") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert decisions[-1].headers()["Retry-After"] == "10"
+    now[0] += 9.5
+    assert limiter.hit("a").reset_after == 1 and not limiter.hit("a").allowed
+    now[0] += 0.5
+    assert limiter.hit("a").allowed  # a new window
+    for i in range(MAX_TRACKED + 5):
+        limiter.hit(f"ip:{i}")
+    assert len(limiter._windows) <= MAX_TRACKED
+
+
+def test_identity_hashes_keys_and_falls_back_to_the_address():
+    assert identity(magic_key="secret", client_ip="10.0.0.1").startswith("key:")
+    assert "secret" not in identity(magic_key="secret", client_ip=None)
+    assert identity(magic_key=" secret ", client_ip=None) == identity(magic_key="secret", client_ip=None)
+    assert identity(magic_key="", client_ip="10.0.0.1") == "ip:10.0.0.1"
+    assert re.fullmatch(r"key:[0-9a-f]{24}", identity(magic_key="k", client_ip=None))
