@@ -69,11 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
+    from services.body_limit import BodyLimitMiddleware
     from services.metrics import MetricsMiddleware
     from services.rate_limit import RATE_LIMIT_HEADERS, RateLimitMiddleware
 
     # Added before CORS so CORS stays outermost: a 429 still carries the CORS headers a browser needs.
     app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware)  # outside the rate limiter, which reads the whole body
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)

@@ -10,6 +10,7 @@ from typing import Callable
 from services.corpus import Article, chunk_markdown
 from services.database import CHUNKS, KB_DOCUMENTS, Database
 from services.knowledge_base import KnowledgeBase
+from services.tagger import tag_text
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ async def sync_articles(
     report = IngestReport()
     known = {d["doc_id"]: d for d in await database[KB_DOCUMENTS].find({"origin": origin}).to_list()}
     for article in articles:
+        if not article.ai_libraries:  # e.g. HTML pages and URLs: tag them like the eval suite judges
+            article.ai_libraries = tag_text(f"{article.title}\n{article.body}")
         previous = known.get(article.doc_id)
         if previous and previous.get("content_hash") == article.content_hash and not force:
             report.unchanged += 1

@@ -107,15 +107,5 @@ def _route_template(scope) -> str:
     path = getattr(route, "path", None)
     if path is not None:
         return path or "/"
-    # Not routed (404, or refused by a middleware before routing): find the template without the raw path.
-    app = scope.get("app")
-    try:
-        from starlette.routing import Match
-
-        for candidate in getattr(getattr(app, "router", None), "routes", []):
-            match, _ = candidate.matches(scope)
-            if match == Match.FULL:
-                return candidate.path
-    except Exception:  # labels only; never fail a request over them
-        pass
-    return UNMATCHED_ROUTE
+    # Refused before routing (rate limit): that middleware names the route; else a 404, kept as one label.
+    return scope.get("route_path") or UNMATCHED_ROUTE

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import Any, AsyncIterator, Literal
 
 from agents import Runner

@@ -111,6 +111,7 @@ class RateLimitMiddleware:
                        client_ip=client[0] if client else None)
         decision = limiter.hit(who)
         if not decision.allowed:
+            scope["route_path"] = scope["path"].rstrip("/")  # for the request metrics: never routed
             _count_refusal(scope, name)
             await _send_429(send, decision)
             return

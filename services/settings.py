@@ -32,12 +32,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.data")
 
     # storage
-    mongodb_uri: str | None = None
+    mongodb_uri: str | None = Field(default=None, repr=False)  # secrets stay out of repr() and so out of logs
     database_name: str = "csharp_ai_buddy"
     store_timeout_seconds: float = 10.0
 
     # models
-    openai_api_key: str | None = None
+    openai_api_key: str | None = Field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_model: str = "gpt-4.1-mini"
     embedding_model: str = "text-embedding-3-small"
@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     # tracing / feedback
     phoenix_collector_endpoint: str | None = None
     phoenix_project_name: str = "csharp-ai-buddy"
-    phoenix_api_key: str | None = None
+    phoenix_api_key: str | None = Field(default=None, repr=False)
     arize_space_id: str | None = None
-    arize_api_key: str | None = None
+    arize_api_key: str | None = Field(default=None, repr=False)
     arize_project_name: str = "csharp-ai-buddy"
     trace_include_content: bool = True
     feedback_retry_base_seconds: float = 2.0

@@ -55,3 +55,14 @@ def test_local_embedder_is_pinned_normalised_and_semantic():
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     long_text = "token " * 1000  # truncated at 256 tokens, not an error
     assert embedder.embed_sync([long_text]).shape == (1, LOCAL_DIMENSIONS)
+
+
+async def test_untagged_articles_are_tagged_by_the_ingestion_tagger(seeded_settings):
+    async with running_app(seeded_settings) as client:
+        services = client.app.state.services
+        article = parse_article("---\ntitle: Plugins\nsource_url: https://example.org/plugins\n---\n"
+                                "Register a KernelFunction plugin with Semantic Kernel and call it.", doc_id="plugins")
+        assert article.ai_libraries == []
+        await sync_articles(database=services.database, kb=services.knowledge_base, articles=[article], origin="t2")
+        chunk = await services.database[CHUNKS].find_one({"doc_id": "plugins"})
+    assert chunk["ai_libraries"] == ["Semantic Kernel"] and "Semantic Kernel" in chunk["tags"]

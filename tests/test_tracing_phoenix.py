@@ -214,3 +214,29 @@ async def test_feedback_survives_phoenix_down_and_a_restart(tmp_path, seeded_dat
 async def _attempted(client, span_id: str, attempts: int) -> dict | None:
     row = await app_services(client).database[FEEDBACK].find_one({"_id": span_id})
     return row if row and row["delivery"]["phoenix"]["attempts"] >= attempts else None
+
+
+async def test_two_live_apps_each_get_their_own_sdk_spans(tmp_path):
+    """Instrumented once per process, the SDK's spans go to the provider of the app that ran the chat."""
+    from agents.tracing import get_trace_provider
+    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    settings = [make_settings(tmp_path / name, seed_on_startup=False, nuget_search_urls=[DEAD_URL]) for name in "ab"]
+    async with running_app(settings[0]) as first, running_app(settings[1]) as second:
+        clients = (first, second)
+        for client, exporter in zip(clients, exporters):
+            app_services(client).tracing.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        span_ids = [await chat_span_id(client) for client in (second, first, second)]
+    assert not OpenAIAgentsInstrumentor().is_instrumented_by_opentelemetry  # the last app to close undid it
+    assert list(get_trace_provider()._multi_processor._processors) == []
+
+    for exporter, expected in zip(exporters, ([span_ids[1]], [span_ids[0], span_ids[2]])):
+        spans = exporter.get_finished_spans()
+        roots = [format(s.context.span_id, "016x") for s in spans if s.parent is None]
+        assert sorted(roots) == sorted(expected)
+        trace_ids = {s.context.trace_id for s in spans}
+        assert len(trace_ids) == len(expected)  # every SDK span sits in one of this app's chat traces
+        assert sum(s.name == "search_knowledge_base" for s in spans) == len(expected)
