@@ -58,16 +58,26 @@ def tool_call_text(name: str, arguments: str | None) -> str:
     return f"Consulting {name.replace('_', ' ')}" + (f" for “{query[:120]}”…" if query else "…")
 
 
-def sources_from_output(name: str, output: object) -> list[dict]:
-    parsed = parse_tool_output(name, output)
-    seen, sources = set(), []
-    for result in parsed.results:
-        if result["url"] in seen:
-            continue
-        seen.add(result["url"])
+def tool_output_text(found: list[dict], error: str | None) -> str:
+    if error:
+        return "The lookup failed: " + error[:200]
+    if not found:
+        return "No matching results"
+    return f"Found {len(found)} result{'s' if len(found) != 1 else ''}"
+
+
+def sources_from_results(results: list[dict]) -> list[dict]:
+    """{title, url, score} per distinct URL, in the order the tool returned them, with the best score."""
+    by_url: dict[str, dict] = {}
+    for result in results:
         score = result.get("score")
-        sources.append({"title": result["title"], "url": result["url"],
-                        "score": float(score) if isinstance(score, (int, float)) else None})
+        score = float(score) if isinstance(score, (int, float)) else None
+        known = by_url.get(result["url"])
+        if known is None:
+            by_url[result["url"]] = {"title": result["title"], "url": result["url"], "score": score}
+        elif score is not None and (known["score"] is None or score > known["score"]):
+            known["score"] = score
+    sources = list(by_url.values())
     return sources
 
 
@@ -131,9 +141,10 @@ async def stream_chat(*, services: AppServices, turn: ChatTurn) -> AsyncIterator
                     raw = event.item.raw_item
                     call_id = raw.get("call_id") if isinstance(raw, dict) else getattr(raw, "call_id", None)
                     name = call_names.get(call_id, "")
-                    found = sources_from_output(name, event.item.output)
+                    parsed = parse_tool_output(name, event.item.output)
+                    found = sources_from_results(parsed.results)
                     sources.extend(s for s in found if s["url"] not in {x["url"] for x in sources})
-                    summary = f"Found {len(found)} result{'s' if len(found) != 1 else ''}" if found else "No matching results"
+                    summary = tool_output_text(found, parsed.error)
                     yield line({"type": "tool output", "content": summary, "name": name, "sources": found})
         status = "completed"
         if services.settings.trace_include_content:

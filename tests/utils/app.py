@@ -15,14 +15,17 @@ from main import create_app
 from services.settings import Settings
 
 CHAT_QUESTION = "How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"
-_SEEDED: dict[str, Path] = {}
+CLOSED_URL = "http://127.0.0.1:9"
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Development settings on a fresh data dir (pre-seeded from a cached copy to save embedding time)."""
     values = dict(environment="development", data_dir=tmp_path / "data", mongodb_uri=None, openai_api_key=None,
                   openai_base_url=None, phoenix_collector_endpoint=None, arize_space_id=None, arize_api_key=None,
-                  mcp_servers=[], rate_limit_chat=0, rate_limit_feedback=0, cors_origins=[])
+                  mcp_servers=[], rate_limit_chat=0, rate_limit_feedback=0, cors_origins=[],
+                  # nothing listens on port 9: NuGet lookups fail fast and never leave the machine
+                  nuget_search_urls=[CLOSED_URL + "/query"], nuget_registration_url=CLOSED_URL + "/registration/",
+                  nuget_flat_container_url=CLOSED_URL + "/flat/")
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
