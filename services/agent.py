@@ -58,7 +58,9 @@ def _instructions(extra: str):
     return build
 
 
-@function_tool
+# An unexpected failure (store, index or embedder broken) must end the turn with the stream's one error
+# line: the SDK's default would tell the model "an error occurred" and let it answer ungrounded.
+@function_tool(failure_error_function=None)
 async def search_knowledge_base(ctx: RunContextWrapper[ChatContext], query: str, top_k: int | None = None,
                                 prefer_code: bool = False) -> str:
     """Search the curated C#/.NET AI knowledge base (docs summaries with source links).

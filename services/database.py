@@ -62,7 +62,7 @@ async def open_database(settings: Settings) -> Database:
 
     from services.embedded_mongo import EmbeddedAsyncClient
 
-    client = EmbeddedAsyncClient(settings.data_dir)
+    client = EmbeddedAsyncClient(settings.data_dir, timeout_seconds=settings.store_timeout_seconds)
     return Database(client=client, db=client[settings.database_name], embedded=True)
 
 

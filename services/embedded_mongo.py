@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from services.errors import ServiceUnavailable
+
 
 class DataDirInUseError(RuntimeError):
     """Another process already serves this embedded data directory."""
@@ -44,15 +46,29 @@ def acquire_data_dir_lock(data_dir: Path):
     return handle
 
 
+class StoreTimeout(ServiceUnavailable, TimeoutError):
+    """The embedded store did not answer within `STORE_TIMEOUT_SECONDS` (e.g. another writer holds its lock)."""
+
+    def __init__(self) -> None:
+        super().__init__("The database did not answer in time. Please try again in a moment.")
+
+
 class _Worker:
     """One thread that owns every litemongo/SQLite object."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_seconds: float | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-mongo")
+        self._timeout = timeout_seconds
 
     async def run(self, fn, *args, **kwargs):
+        # Like pymongo's timeoutMS: a caller waits at most the store timeout (queue + work), so a stalled
+        # store ends a request with an error instead of hanging it; the call itself finishes on the worker.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        future = loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except asyncio.TimeoutError:
+            raise StoreTimeout() from None
 
     def run_sync(self, fn, *args, **kwargs):
         return self._pool.submit(fn, *args, **kwargs).result()
@@ -170,12 +186,12 @@ class EmbeddedDatabase:
 class EmbeddedAsyncClient:
     """The embedded stand-in for `pymongo.AsyncMongoClient`, persisted under `data_dir`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, timeout_seconds: float | None = None) -> None:
         import litemongo
 
         self._data_dir = Path(data_dir)
         self._lock = acquire_data_dir_lock(self._data_dir)
-        self._worker = _Worker()
+        self._worker = _Worker(timeout_seconds)
         path = str((self._data_dir / "mongo").absolute())
         self._client = self._worker.run_sync(litemongo.connect, path)
         self._databases: dict[str, EmbeddedDatabase] = {}
@@ -193,6 +209,7 @@ class EmbeddedAsyncClient:
         """pymongo's driver-info hook; nothing to record for the embedded engine."""
 
     async def close(self) -> None:
-        await self._worker.run(self._client.close)
+        # no store timeout here: closing waits for the worker's queue to drain
+        await asyncio.get_running_loop().run_in_executor(self._worker._pool, self._client.close)
         self._worker.shutdown()
         self._lock.close()

@@ -16,7 +16,7 @@ from typing import Callable
 from services.settings import Settings
 
 MAX_TRACKED = 10_000  # identities kept before expired windows are swept
-_LIMITED_PATHS = {"/api/chat": "chat", "/api/feedback": "feedback"}
+_LIMITED_PATHS = {"/api/chat": "chat", "/v1/chat/completions": "chat", "/api/feedback": "feedback"}
 RATE_LIMIT_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 
 
@@ -87,7 +87,7 @@ def magic_key_from(body: bytes, header_value: str | None) -> str | None:
 
 
 class RateLimitMiddleware:
-    """Pure ASGI middleware: limits POST /api/chat and POST /api/feedback, adds X-RateLimit-* headers.
+    """Pure ASGI middleware: limits chat (/api/chat, /v1/chat/completions) and feedback; adds X-RateLimit-* headers.
 
     It reads the body to find the magic key, then replays it to the app unchanged.
     """
@@ -107,7 +107,9 @@ class RateLimitMiddleware:
         body, disconnected = await _read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = scope.get("client")
-        who = identity(magic_key=magic_key_from(body, headers.get("x-magic-key")),
+        bearer = headers.get("authorization", "")
+        bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        who = identity(magic_key=magic_key_from(body, headers.get("x-magic-key") or bearer),
                        client_ip=client[0] if client else None)
         decision = limiter.hit(who)
         if not decision.allowed:

@@ -35,7 +35,7 @@ def _error(message: str) -> str:
     return json.dumps({"error": message}, ensure_ascii=False)
 
 
-@function_tool
+@function_tool(failure_error_function=None)  # expected failures return {"error"}; bugs end the turn
 async def search_nuget_packages(ctx: RunContextWrapper[ChatContext], query: str, take: int = 5,
                                 prerelease: bool = False) -> str:
     """Search nuget.org for .NET packages: ids, latest versions, downloads and verified owners.
@@ -81,7 +81,7 @@ def _excerpt(text: str | None, limit: int) -> str | None:
     return text if len(text) <= limit else text[:limit].rstrip() + "\n…"
 
 
-@function_tool
+@function_tool(failure_error_function=None)  # expected failures return {"error"}; bugs end the turn
 async def get_nuget_package_details(ctx: RunContextWrapper[ChatContext], package_id: str,
                                     version: str | None = None) -> str:
     """Details of one NuGet package version: versions, dependencies, license and the start of its README.

@@ -101,6 +101,18 @@ async def test_chat_is_limited_per_magic_key_with_headers(tmp_path):
     assert found[("http_requests_total", (("method", "POST"), ("route", "/api/chat"), ("status", "429")))] == 1
 
 
+async def test_openai_compatible_chat_shares_the_chat_limit_by_bearer_key(tmp_path):
+    settings = quick_settings(tmp_path, rate_limit_chat=1, rate_limit_window_seconds=60)
+    body = {"model": "csharp-ai-buddy", "messages": [{"role": "user", "content": "What is ML.NET?"}]}
+    async with running_app(settings) as client:
+        first = await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer carol"})
+        assert first.status_code == 200 and first.headers["x-ratelimit-remaining"] == "0"
+        refused = await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer carol"})
+        assert refused.status_code == 429 and "retry-after" in refused.headers
+        other = await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer dave"})
+        assert other.status_code == 200
+
+
 async def test_feedback_limit_by_client_address_resets_after_the_window(tmp_path):
     settings = quick_settings(tmp_path, rate_limit_chat=5, rate_limit_feedback=1, rate_limit_window_seconds=1)
     async with running_app(settings) as client:

@@ -153,40 +153,42 @@ def _assert_no_secret(text: str, where: str) -> None:
         assert secret not in text, f"{secret} found in {where}"
 
 
-@contextlib.asynccontextmanager
-async def tracing_backend_standin():
-    """A loopback stand-in for Phoenix: takes spans, answers every annotation with 503; records auth headers."""
-    from aiohttp import web
+@contextlib.contextmanager
+def tracing_backend_standin():
+    """A loopback stand-in for Phoenix on its own thread (the app's span flush at shutdown blocks the loop):
+    takes spans, answers every annotation with 503, records the Authorization headers it was sent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     seen: list[str] = []
 
-    async def traces(request):
-        seen.append(request.headers.get("Authorization", ""))
-        await request.read()
-        return web.Response(status=200)
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            seen.append(self.headers.get("Authorization", ""))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status = 200 if self.path.startswith("/v1/traces") else 503
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    async def annotations(request):
-        seen.append(request.headers.get("Authorization", ""))
-        return web.Response(status=503, text="Service Unavailable")
+        def log_message(self, *_args):
+            pass
 
-    app = web.Application()
-    app.router.add_post("/v1/traces", traces)
-    app.router.add_post("/v1/span_annotations", annotations)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:
-        await runner.cleanup()
+        server.shutdown()
+        server.server_close()
 
 
 async def test_secrets_never_appear_in_responses_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: model-provider calls would fail, as in an outage
     responses: list[httpx.Response] = []
-    async with tracing_backend_standin() as (phoenix_url, auth_seen):
+    with tracing_backend_standin() as (phoenix_url, auth_seen):
         settings = quick_settings(tmp_path, environment="production", cors_origins=[SITE], offline_model=True,
                                   openai_base_url=closed, phoenix_collector_endpoint=phoenix_url,
                                   feedback_retry_base_seconds=0.05, feedback_retry_max_seconds=0.1, **SECRETS)

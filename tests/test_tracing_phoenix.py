@@ -74,11 +74,19 @@ def flush(client) -> None:
     assert app_services(client).tracing.provider.force_flush(timeout_millis=10_000)
 
 
-async def trace_spans(phoenix, project: str, span_id: str) -> list[dict]:
-    """Every span of the trace the given span belongs to, once the whole trace has arrived."""
+async def trace_spans(phoenix, project: str, span_id: str, minimum: int = 8) -> list[dict]:
+    """The spans of the trace the given span belongs to, once at least `minimum` have been ingested.
+
+    (chat, agent workflow, agent, two turns, two LLM generations, the tool: 8+ with the stand-in model)
+    """
     found = await eventually(lambda: phoenix.spans(project, span_id=[span_id]))
     trace_id = found[0]["context"]["trace_id"]
-    return await phoenix.spans(project, trace_id=[trace_id])
+
+    async def whole():
+        spans = await phoenix.spans(project, trace_id=[trace_id])
+        return spans if len(spans) >= minimum else None
+
+    return await eventually(whole)
 
 
 async def test_chat_trace_arrives_rooted_at_the_streamed_span(tmp_path, seeded_data_dir, phoenix_server):

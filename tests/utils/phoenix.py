@@ -118,11 +118,5 @@ def phoenix_server(tmp_path_factory):
 
 
 def app_services(client):
-    """The AppServices of the app behind a `running_app` client (unwrapping asgi-lifespan's state wrapper)."""
-    app = client.app
-    for _ in range(3):
-        if hasattr(app, "state"):
-            return app.state.services
-        cells = [c.cell_contents for c in (getattr(app, "__closure__", None) or ())]
-        app = next((c for c in cells if hasattr(c, "state") or callable(c)), None)
-    raise AssertionError("no FastAPI app behind this client")
+    """The AppServices of the app behind a `running_app` client."""
+    return client.app.state.services
