@@ -5,12 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_MESSAGE_CHARS = 4000
 MAX_HISTORY_ITEMS = 50
 MAX_HISTORY_ITEM_CHARS = 20_000
 MAX_FILTER_CHARS = 100
+
+
+def _assume_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # We store UTC; the embedded engine hands datetimes back naive, pymongo (tz_aware) aware. Either way
+    # the API says "...Z"/"+00:00", as its OpenAPI `date-time` format requires.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_assume_utc)]
 
 
 class HistoryMessage(BaseModel):
@@ -52,13 +65,13 @@ class ConversationTurn(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     filters: dict[str, Any] = Field(default_factory=dict)
     status: str
-    timestamp: dt.datetime
+    timestamp: UtcDatetime
 
 
 class Conversation(BaseModel):
     conversation_id: str
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     turns: list[ConversationTurn]
 
 

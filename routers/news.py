@@ -1,11 +1,11 @@
 """GET /api/news (pages of news, newest first) and GET /api/news/rss (the same news as RSS 2.0)."""
 
-import datetime as dt
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from models import UtcDatetime
 from routers.deps import ServicesDep
 from services.content_cache import MAX_SEARCH_CHARS
 from services.news import list_news, rss_feed
@@ -20,7 +20,7 @@ class NewsItem(BaseModel):
     summary: str
     source: str
     author: str | None = None
-    published_date: dt.datetime | None = None
+    published_date: UtcDatetime | None = None
     url: str | None = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 
@@ -23,9 +24,12 @@ INTERNAL_WORDS = ("Traceback", "Error running tool", "sqlite", "locked", "shutdo
 
 
 def agent_run_tasks() -> list[asyncio.Task]:
-    """The Agents SDK's background run tasks still alive in this loop."""
-    names = ("run_loop", "start_streaming", "_run_impl", "run_single_turn_streamed")
-    return [t for t in asyncio.all_tasks() if not t.done() and any(n in repr(t.get_coro()) for n in names)]
+    """Live tasks started by the Agents SDK (each streamed run is one; matched by the code they run)."""
+    import agents
+
+    package = os.path.dirname(agents.__file__) + os.sep
+    return [t for t in asyncio.all_tasks() if not t.done()
+            and getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "").startswith(package)]
 
 
 async def assert_no_run_left() -> None:
