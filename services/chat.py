@@ -81,6 +81,15 @@ def sources_from_results(results: list[dict]) -> list[dict]:
     return sources
 
 
+def start_run(services: AppServices, agent_input, *, context: ChatContext, span, session=None):
+    """Start the agent run inside `span`: the SDK's run task copies the context, so its spans nest under ours."""
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        return Runner.run_streamed(services.agent, agent_input, context=context, session=session, max_turns=MAX_TURNS)
+    finally:
+        otel_context.detach(token)
+
+
 async def _prepare_conversation(services: AppServices, turn: ChatTurn) -> tuple[str, object]:
     """Resolve the conversation id and its SDK session; a new one starts from the sent history."""
     database = services.database
@@ -115,11 +124,7 @@ async def stream_chat(*, services: AppServices, turn: ChatTurn) -> AsyncIterator
         yield line({"type": "metadata", "span_id": span_id, "timestamp": now_iso(), "conversation_id": conversation_id})
         context = ChatContext(knowledge_base=services.knowledge_base, settings=services.settings,
                               filters=turn.filters, nuget=services.nuget)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:  # the SDK's run task copies this context, so its spans nest under ours
-            result = Runner.run_streamed(services.agent, turn.message, context=context, session=session, max_turns=MAX_TURNS)
-        finally:
-            otel_context.detach(token)
+        result = start_run(services, turn.message, context=context, span=span, session=session)
         async for event in result.stream_events():
             if event.type == "raw_response_event":
                 if getattr(event.data, "type", "") == "response.output_text.delta" and event.data.delta:

@@ -13,9 +13,6 @@ import logging
 import time
 from typing import Any, AsyncIterator, Literal
 
-from agents import Runner
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +20,7 @@ from models import MAX_HISTORY_ITEM_CHARS, MAX_HISTORY_ITEMS, MAX_MESSAGE_CHARS
 from services.agent import ChatContext
 from services.app_services import AppServices
 from services.auth import check_magic_key
-from services.chat import ERROR_TEXT, MAX_TURNS
+from services.chat import ERROR_TEXT, start_run
 from services.errors import BadRequest, DomainError, NotFound
 from services.tracing import span_id_hex
 
@@ -216,11 +213,7 @@ class AgentRun:
             context = ChatContext(knowledge_base=services.knowledge_base, settings=services.settings,
                                   nuget=services.nuget)
             items = [*turn.history, {"role": "user", "content": turn.message}]
-            token = otel_context.attach(trace.set_span_in_context(span))
-            try:  # the SDK's run task copies this context, so its spans nest under ours
-                result = Runner.run_streamed(services.agent, items, context=context, max_turns=MAX_TURNS)
-            finally:
-                otel_context.detach(token)
+            result = start_run(services, items, context=context, span=span)
             async for event in result.stream_events():
                 if event.type == "raw_response_event":
                     if getattr(event.data, "type", "") == "response.output_text.delta" and event.data.delta:
