@@ -25,7 +25,7 @@ class FeedbackResponse(BaseModel):
 
 
 @router.post("/feedback", response_model=FeedbackResponse,
-             responses={413: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+             responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def submit_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackResponse:
     """Record a rating of one answer; a later rating of the same answer replaces it."""
     await record_feedback(database=services.database, settings=services.settings, span_id=body.span_id,

@@ -1,6 +1,5 @@
 """GET /api/news (pages of news, newest first) and GET /api/news/rss (the same news as RSS 2.0)."""
 
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel

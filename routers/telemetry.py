@@ -26,7 +26,7 @@ class TelemetryResponse(BaseModel):
     message: str
 
 
-@router.post("/telemetry", response_model=TelemetryResponse, responses={413: {"model": ErrorResponse}})
+@router.post("/telemetry", response_model=TelemetryResponse, responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
 async def submit_telemetry(body: TelemetryRequest, services: ServicesDep) -> TelemetryResponse:
     """Record one website event if the user consented; never fails because recording failed."""
     result = await record_telemetry(database=services.database, tracer=services.tracing.tracer,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import math
 import re
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
+import pymongo
 from bson import ObjectId
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_SEARCH_CHARS = 200
 # Without a change signal (unknown file layout) a snapshot is trusted for at most this long.
 FALLBACK_TTL_SECONDS = 5.0
+# Loading a snapshot reads every document at once; the per-call store timeout is for requests.
+BULK_LOAD_SECONDS = 600.0
 
 T = TypeVar("T")
 
@@ -200,10 +204,17 @@ class CollectionView(Generic[T]):
         async with self._lock:  # one reload for many concurrent requests
             version = self._watch.version()  # read before loading: a racing write triggers a reload
             if not self._fresh(version):
-                docs = await self._load()
+                with pymongo.timeout(BULK_LOAD_SECONDS):  # a whole collection, not a request-sized call
+                    docs = await self._load()
                 value = await asyncio.to_thread(self._prepare, docs)
                 self._loaded = _Loaded(value=value, version=version, loaded_at=time.monotonic())
+                del docs
+                # The snapshot is tens of thousands of long-lived objects: left to the cyclic GC, every
+                # full collection walks them all (measured: ~200 ms p99 stalls on every route at 10k
+                # docs). Freezing moves them out of its sight; plain data is still freed by refcount.
+                gc.freeze()
             return self._loaded.value  # type: ignore[union-attr]
 
     def close(self) -> None:
         self._watch.close()
+        gc.unfreeze()  # what this app froze can be collected again once it has shut down

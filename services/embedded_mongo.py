@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pymongo import _csot  # the deadline set by `pymongo.timeout()`, honoured here too
+
 from services.errors import ServiceUnavailable
 
 
@@ -63,10 +65,12 @@ class _Worker:
     async def run(self, fn, *args, **kwargs):
         # Like pymongo's timeoutMS: a caller waits at most the store timeout (queue + work), so a stalled
         # store ends a request with an error instead of hanging it; the call itself finishes on the worker.
+        # `with pymongo.timeout(s):` overrides it for a block (bulk loads at startup), as on MongoDB.
         loop = asyncio.get_running_loop()
+        override = _csot.remaining()
         future = loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         try:
-            return await asyncio.wait_for(future, self._timeout)
+            return await asyncio.wait_for(future, self._timeout if override is None else max(0.0, override))
         except asyncio.TimeoutError:
             raise StoreTimeout() from None
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pymongo
 
 from services.corpus import normalise_dotnet, normalise_key
 from services.database import CHUNKS, KB_META, Database
@@ -23,6 +24,7 @@ RRF_K = 60
 MAX_CHUNKS_PER_DOC = 2
 _CSHARP_FENCE = re.compile(r"^(```|~~~)\s*(csharp|cs|c#)\b", re.M | re.I)
 REEMBED_COMMAND = "python main.py ingest kb --reembed"
+BULK_LOAD_SECONDS = 600.0
 FILTER_FIELDS = {"aiLibrary": "ai_libraries", "aiProvider": "ai_providers", "dotnetVersion": "dotnet_versions"}
 _PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1,
                "ai_libraries": 1, "ai_providers": 1, "dotnet_versions": 1}
@@ -156,7 +158,8 @@ class KnowledgeBase:
     async def load(self) -> None:
         """Embedded engine: load every chunk into the in-process indexes."""
         if self.local:
-            docs = await self._db[CHUNKS].find({}, {**_PROJECTION, "embeddings": 1}).to_list()
+            with pymongo.timeout(BULK_LOAD_SECONDS):  # one read of every chunk: not a request-sized call
+                docs = await self._db[CHUNKS].find({}, {**_PROJECTION, "embeddings": 1}).to_list()
             self.index = VectorIndex(self.embedder.dimensions, hnsw_threshold=self._settings.hnsw_threshold)
             self._chunks.clear()
             self._apply_upserts(docs)

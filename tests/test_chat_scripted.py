@@ -9,7 +9,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from services.agent import build_agent
 import httpx
 
-from tests.utils.app import chat_lines, running_app, served_app
+from tests.utils.app import assert_no_run_left, chat_lines, running_app, served_app
 
 
 def _use_model(client, model) -> None:
@@ -74,7 +74,4 @@ async def test_client_disconnect_cancels_the_run(seeded_settings):
                 await asyncio.wait_for(started.wait(), 30)
             # leaving the block hangs up while the model is still working
         await asyncio.wait_for(cancelled.wait(), 10)
-        # nothing of the run is left behind
-        await asyncio.sleep(0.2)
-        leftover = [t for t in asyncio.all_tasks() if "run_loop" in repr(t.get_coro()) or "start_streaming" in repr(t.get_coro())]
-        assert leftover == []
+        await assert_no_run_left()  # nothing of the run is left behind

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import time
 
@@ -18,26 +17,11 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from services.agent import build_agent
 from services.chat import ERROR_TEXT
-from tests.utils.app import CHAT_QUESTION, chat_lines, running_app, served_app
+from tests.utils.app import CHAT_QUESTION, agent_run_tasks, assert_no_run_left, chat_lines, running_app, served_app
 
 INTERNAL_WORDS = ("Traceback", "Error running tool", "sqlite", "locked", "shutdown", "Timeout", "futures", ".py")
 
 
-def agent_run_tasks() -> list[asyncio.Task]:
-    """Live tasks started by the Agents SDK (each streamed run is one; matched by the code they run)."""
-    import agents
-
-    package = os.path.dirname(agents.__file__) + os.sep
-    return [t for t in asyncio.all_tasks() if not t.done()
-            and getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "").startswith(package)]
-
-
-async def assert_no_run_left() -> None:
-    for _ in range(50):
-        if not agent_run_tasks():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"agent runs still alive: {agent_run_tasks()}")
 
 
 def assert_one_clean_error(lines: list[dict]) -> None:

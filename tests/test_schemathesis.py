@@ -31,7 +31,9 @@ def base_url(tmp_path_factory, seeded_data_dir):
 
     root = tmp_path_factory.mktemp("schemathesis")
     copy_seeded_data_dir(root / "data", seeded_data_dir)
-    app = create_app(make_settings(root))
+    closed = f"http://127.0.0.1:{free_port()}/"  # NuGet lookups fail fast on loopback: no internet in tests
+    app = create_app(make_settings(root, nuget_search_urls=[closed + "query"], nuget_registration_url=closed,
+                                   nuget_flat_container_url=closed))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -91,3 +91,26 @@ async def served_app(settings: Settings) -> AsyncIterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 60)
+
+
+def agent_run_tasks() -> list:
+    """Live tasks started by the Agents SDK (each streamed run is one; matched by the code they run)."""
+    import asyncio
+    import os
+
+    import agents
+
+    package = os.path.dirname(agents.__file__) + os.sep
+    return [t for t in asyncio.all_tasks() if not t.done()
+            and getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "").startswith(package)]
+
+
+async def assert_no_run_left() -> None:
+    """Wait briefly for every SDK run task to finish; fail naming those still alive."""
+    import asyncio
+
+    for _ in range(50):
+        if not agent_run_tasks():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"agent runs still alive: {agent_run_tasks()}")
