@@ -130,6 +130,14 @@ def wants_code(question: str) -> bool:
     return bool(re.search(r"\b(how|code|example|sample|snippet|call|write|implement|create|use)\b", question, re.I))
 
 
+def _dont_know(results: list[ToolResult], notes: list[str]) -> str:
+    failed = [tr.tool for tr in results if tr.error]
+    note = " (a lookup tool was unavailable just now)" if failed else ""
+    return (f"{IDK}: I couldn't find anything about that in the C#/.NET AI sources I can search{note}. "
+            "Try rephrasing with the library or API name (for example Microsoft.Extensions.AI, "
+            "Semantic Kernel or ML.NET)." + "".join(f"\n\n{n}" for n in notes))
+
+
 def compose_answer(question: str, results: list[ToolResult], *, min_relevance: float) -> str:
     """A cited Markdown answer from tool results, or an honest "I don't know"."""
     kb = [r for tr in results if tr.tool == "search_knowledge_base" for r in tr.results]
@@ -143,27 +151,24 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
     # Our NuGet tools' error texts are written for people (no URLs or internals), so they are shown as is.
     nuget_notes = list(dict.fromkeys(tr.error for tr in results if tr.error and tr.tool.startswith(("search_nuget", "get_nuget"))))
     if not relevant and not packages and not others:
-        failed = [tr.tool for tr in results if tr.error]
-        note = " (a lookup tool was unavailable just now)" if failed else ""
-        return (f"{IDK}: I couldn't find anything about that in the C#/.NET AI sources I can search{note}. "
-                "Try rephrasing with the library or API name (for example Microsoft.Extensions.AI, "
-                "Semantic Kernel or ML.NET)." + "".join(f"\n\n{n}" for n in nuget_notes))
+        return _dont_know(results, nuget_notes)
 
     parts: list[str] = []
     cited: list[tuple[str, str]] = []
     by_url: dict[str, list[dict]] = {}
     for r in sorted(relevant, key=lambda r: -float(r.get("score", 0.0))):
         by_url.setdefault(r["url"], []).append(r)
-    for index, (url, chunks) in enumerate(list(by_url.items())[:3]):
+    for url, chunks in list(by_url.items())[:3]:
         title = chunks[0]["title"]
         content = "\n\n".join(c.get("content", "") for c in chunks)
-        sentences = best_sentences(question, content, limit=3 if index == 0 else 2)
-        lead = "" if index else "Here is what I found. "
+        sentences = best_sentences(question, content, limit=2 if cited else 3)
+        code = first_code_block(content) if not cited and wants_code(question) else None
+        if not sentences and not code:  # nothing quotable (e.g. a passage that is only a heading)
+            continue
+        lead = "Here is what I found. " if not cited else ""
         parts.append(f"{lead}{' '.join(sentences)} ([{title}]({url}))")
-        if index == 0 and wants_code(question):
-            code = first_code_block("\n\n".join(c.get("content", "") for c in chunks))
-            if code:
-                parts.append(code)
+        if code:
+            parts.append(code)
         cited.append((title, url))
 
     if packages:
@@ -180,6 +185,8 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
             snippet = best_sentences(question, str(o.get("content") or o.get("description") or ""), limit=1)
             lines.append(f"- [{o['title']}]({o['url']})" + (f": {snippet[0]}" if snippet else ""))
         parts.append("\n".join(lines))
+    if not cited and not packages and not others:  # relevant passages, but nothing quotable in them
+        return _dont_know(results, nuget_notes)
     parts.extend(nuget_notes)
     if cited:
         parts.append("Sources:\n" + "\n".join(f"- [{t}]({u})" for t, u in cited))
