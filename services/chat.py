@@ -46,6 +46,18 @@ def line(obj: dict) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
+def item_field(raw: object, key: str):
+    """A field of an SDK run item's raw payload, which is a pydantic object or a plain dict."""
+    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+
+
+def text_delta(event) -> str | None:
+    """The answer text an SDK stream event carries, if it is a non-empty output-text delta."""
+    if event.type == "raw_response_event" and getattr(event.data, "type", "") == "response.output_text.delta":
+        return event.data.delta or None
+    return None
+
+
 def tool_call_text(name: str, arguments: str | None) -> str:
     try:
         args = json.loads(arguments or "{}")
@@ -126,26 +138,24 @@ async def stream_chat(*, services: AppServices, turn: ChatTurn) -> AsyncIterator
                               filters=turn.filters, nuget=services.nuget)
         result = start_run(services, turn.message, context=context, span=span, session=session)
         async for event in result.stream_events():
-            if event.type == "raw_response_event":
-                if getattr(event.data, "type", "") == "response.output_text.delta" and event.data.delta:
-                    if metrics and not answer:
-                        metrics.first_content(asyncio.get_running_loop().time() - started)
-                    answer.append(event.data.delta)
-                    yield line({"type": "content", "content": event.data.delta})
+            delta = text_delta(event)
+            if delta:
+                if metrics and not answer:
+                    metrics.first_content(asyncio.get_running_loop().time() - started)
+                answer.append(delta)
+                yield line({"type": "content", "content": delta})
             elif event.type == "run_item_stream_event":
                 if event.name == "tool_called":
                     raw = event.item.raw_item
-                    name = getattr(raw, "name", None) or (raw.get("name") if isinstance(raw, dict) else "tool")
-                    arguments = getattr(raw, "arguments", None) or (raw.get("arguments") if isinstance(raw, dict) else None)
-                    call_names[getattr(raw, "call_id", None) or (raw.get("call_id") if isinstance(raw, dict) else None)] = name
+                    name = item_field(raw, "name") or "tool"
+                    arguments = item_field(raw, "arguments")
+                    call_names[item_field(raw, "call_id")] = name
                     if metrics:
                         metrics.tool_called(name)
                     yield line({"type": "tool_call", "content": tool_call_text(name, arguments), "name": name,
                                 "arguments": arguments})
                 elif event.name == "tool_output":
-                    raw = event.item.raw_item
-                    call_id = raw.get("call_id") if isinstance(raw, dict) else getattr(raw, "call_id", None)
-                    name = call_names.get(call_id, "")
+                    name = call_names.get(item_field(event.item.raw_item, "call_id"), "")
                     parsed = parse_tool_output(name, event.item.output)
                     found = sources_from_results(parsed.results)
                     sources.extend(s for s in found if s["url"] not in {x["url"] for x in sources})

@@ -20,7 +20,7 @@ from models import MAX_HISTORY_ITEM_CHARS, MAX_HISTORY_ITEMS, MAX_MESSAGE_CHARS
 from services.agent import ChatContext
 from services.app_services import AppServices
 from services.auth import check_magic_key
-from services.chat import ERROR_TEXT, start_run
+from services.chat import ERROR_TEXT, item_field, start_run, text_delta
 from services.errors import BadRequest, DomainError, NotFound
 from services.tracing import span_id_hex
 
@@ -215,15 +215,14 @@ class AgentRun:
             items = [*turn.history, {"role": "user", "content": turn.message}]
             result = start_run(services, items, context=context, span=span)
             async for event in result.stream_events():
-                if event.type == "raw_response_event":
-                    if getattr(event.data, "type", "") == "response.output_text.delta" and event.data.delta:
-                        if metrics and not answer:
-                            metrics.first_content(asyncio.get_running_loop().time() - started)
-                        answer.append(event.data.delta)
-                        yield event.data.delta
+                delta = text_delta(event)
+                if delta:
+                    if metrics and not answer:
+                        metrics.first_content(asyncio.get_running_loop().time() - started)
+                    answer.append(delta)
+                    yield delta
                 elif event.type == "run_item_stream_event" and event.name == "tool_called" and metrics:
-                    raw = event.item.raw_item
-                    metrics.tool_called(getattr(raw, "name", None) or (raw.get("name", "") if isinstance(raw, dict) else ""))
+                    metrics.tool_called(item_field(event.item.raw_item, "name") or "")
             usage = result.context_wrapper.usage
             self.usage = CompletionUsage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens,
                                          total_tokens=usage.total_tokens)

@@ -10,7 +10,7 @@ import pytest
 
 from evals.models import load_case_file
 from evals.run_evaluations import EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, run
-from tests.utils.app import copy_seeded_data_dir, free_port, make_settings, served_app
+from tests.utils.app import copy_seeded_data_dir, make_settings, serve_aiohttp, served_app
 
 MEAI_URL = "https://learn.microsoft.com/en-us/dotnet/ai/quickstarts/build-chat-app"
 CHAT_CASES = {"kind": "chat", "cases": [
@@ -123,14 +123,8 @@ async def judge_standin(replies: dict[str, str]):
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/v1", seen
-    finally:
-        await runner.cleanup()
+    async with serve_aiohttp(app) as base_url:
+        yield f"{base_url}/v1", seen
 
 
 async def test_llm_judge_scores_when_keyed(tmp_path, seeded_data_dir):

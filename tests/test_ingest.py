@@ -16,7 +16,7 @@ from aiohttp import web
 
 from services.cli import EXIT_FATAL, EXIT_OK, EXIT_SKIPPED, run_cli, run_command
 from services.database import CHUNKS, KB_DOCUMENTS, KB_META, NEWS, SAMPLES, open_database
-from tests.utils.app import make_settings
+from tests.utils.app import make_settings, serve_aiohttp
 from tests.utils.content import content_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,13 +110,8 @@ async def web_server():
     app.router.add_get("/doc.md", markdown)
     app.router.add_get("/releases.atom", feed)
     app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    await runner.cleanup()
+    async with serve_aiohttp(app) as base_url:
+        yield base_url, state
 
 
 async def test_kb_folder_ingest_updates_changed_and_prunes_deleted(settings, tmp_path, capsys):

@@ -8,8 +8,8 @@ import json
 import uuid
 
 from services.database import FEEDBACK
-from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app
-from tests.utils.phoenix import app_services, eventually, free_port
+from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app, serve_aiohttp
+from tests.utils.phoenix import app_services, eventually
 
 DEAD_URL = "http://127.0.0.1:9/query"  # NuGet lookups fail fast on loopback instead of leaving the machine
 MODEL_ANSWER = "Register IChatClient with AddChatClient; see the Microsoft.Extensions.AI docs."
@@ -53,14 +53,8 @@ async def chat_completions_standin():
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await runner.cleanup()
+    async with serve_aiohttp(app) as base_url:
+        yield f"{base_url}/v1"
 
 
 async def chat_span_id(client) -> str:

@@ -114,3 +114,18 @@ async def assert_no_run_left() -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"agent runs still alive: {agent_run_tasks()}")
+
+
+@contextlib.asynccontextmanager
+async def serve_aiohttp(app) -> AsyncIterator[str]:
+    """Serve an aiohttp stand-in app on a free loopback port; yields its base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
