@@ -7,57 +7,39 @@ from __future__ import annotations
 
 import logging
 import sys
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
-from services.errors import DomainError
-from services.settings import VERSION, Settings
+from services.core.settings import VERSION, Settings
+
+if TYPE_CHECKING:
+    from agents.models.interface import Model
+
+    from services.retrieval.embeddings import Embedder
 
 log = logging.getLogger("csharp_ai_buddy")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-def _validation_message(exc: RequestValidationError) -> list[dict]:
-    # Only field locations and pydantic's messages: never the submitted values back.
-    return [{"loc": list(err.get("loc", [])), "msg": err.get("msg", "invalid value"), "type": err.get("type", "")}
-            for err in exc.errors()]
+def create_app(settings: Settings | None = None, *, model: Model | None = None, embedder: Embedder | None = None,
+               clock: Callable[[], float] | None = None) -> FastAPI:
+    """Build the FastAPI app; every client is opened in the lifespan from `settings`.
 
-
-def register_error_handlers(app: FastAPI) -> None:
-    """The one place domain errors and unexpected failures become HTTP responses."""
-
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        headers = dict(getattr(exc, "headers", {}) or {})
-        if getattr(exc, "retry_after", None) is not None:
-            headers["Retry-After"] = str(exc.retry_after)
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = uuid.uuid4().hex[:12]
-        log.exception("unhandled error (request %s) on %s %s", request_id, request.method, request.url.path)
-        return JSONResponse({"detail": f"Internal error (request id {request_id}). Please try again."}, status_code=500)
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI app; every client is opened in the lifespan from `settings`."""
+    `model` replaces the configured model (e.g. `agents.testing.ScriptedModel`), `embedder` the
+    configured embedder (tests share one loaded model), `clock` the rate limits' monotonic clock.
+    """
     settings = settings or Settings()
     from services.lifespan import open_services
 
+    overrides = {k: v for k, v in (("model", model), ("embedder", embedder), ("clock", clock)) if v is not None}
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with open_services(settings) as services:
+        async with open_services(settings, **overrides) as services:
             app.state.services = services
             yield
 
@@ -69,13 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
-    from services.body_limit import BodyLimitMiddleware
-    from services.metrics import MetricsMiddleware
-    from services.rate_limit import RATE_LIMIT_HEADERS, RateLimitMiddleware
+    from services.core.rate_limits import RATE_LIMIT_HEADERS
+    from web.body_limit import BodyLimitMiddleware
+    from web.errors import register_error_handlers
+    from web.metrics_middleware import MetricsMiddleware
 
-    # Added before CORS so CORS stays outermost: a 429 still carries the CORS headers a browser needs.
-    app.add_middleware(RateLimitMiddleware, settings=settings)
-    app.add_middleware(BodyLimitMiddleware)  # outside the rate limiter, which reads the whole body
+    # Added before CORS so CORS stays outermost: a 413 still carries the CORS headers a browser needs.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_MESSAGE_CHARS = 4000
 MAX_HISTORY_ITEMS = 50
@@ -15,15 +13,8 @@ MAX_HISTORY_ITEM_CHARS = 20_000
 MAX_FILTER_CHARS = 100
 
 
-def _assume_utc(value: dt.datetime | None) -> dt.datetime | None:
-    # We store UTC; the embedded engine hands datetimes back naive, pymongo (tz_aware) aware. Either way
-    # the API says "...Z"/"+00:00", as its OpenAPI `date-time` format requires.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
-UtcDatetime = Annotated[dt.datetime, AfterValidator(_assume_utc)]
+# Both storage engines return aware UTC datetimes (the embedded facade converts litemongo's naive ones).
+UtcDatetime = dt.datetime
 
 
 class HistoryMessage(BaseModel):

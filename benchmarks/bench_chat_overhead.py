@@ -1,7 +1,7 @@
 """Chat overhead: what HTTP adds to one agent run (offline model, embedded parts, seeded knowledge base).
 
 Side by side in one run, interleaved pair by pair (alternating which goes first):
-  in-process  `services.chat.stream_chat(...)` consumed directly (the same NDJSON lines, no HTTP)
+  in-process  `ChatRunner.run(...)` through `web.ndjson` consumed directly (the same NDJSON lines, no HTTP)
   HTTP        `POST /api/chat` to the same app and configuration served by uvicorn in its own process
               (benchmarks/serve.py, as in production) on 127.0.0.1, read line by line with httpx
 Each pair asks the same question; reported: time to the metadata line and to `complete`, p50/p95,
@@ -34,12 +34,13 @@ QUESTIONS = [
 
 
 async def in_process(services, question: str) -> tuple[float, float, str]:
-    from services.chat import ChatTurn, stream_chat
+    from services.agent.run import ChatTurn
+    from web.ndjson import ndjson_stream
 
     start = time.perf_counter()
     first = last = None
     kind = ""
-    async for line in stream_chat(services=services, turn=ChatTurn(message=question)):
+    async for line in ndjson_stream(services.chat.run(ChatTurn(message=question))):
         now = time.perf_counter()
         first = first or now
         last, kind = now, json.loads(line)["type"]

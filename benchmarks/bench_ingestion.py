@@ -1,6 +1,6 @@
 """Ingestion: chunks/s of the knowledge-base ingest path with local embeddings, and embedding alone as
 the floor, side by side in one run (rounds interleaved, order alternating):
-  pipeline            services.kb_ingest.sync_articles over the shipped articles into a fresh embedded
+  pipeline            services.ingest.kb_sync.sync_articles over the shipped articles into a fresh embedded
                       store (chunk, tag, embed, write chunks, update the in-process indexes)
   embed, per article  LocalEmbedder.embed_documents on the same texts, one call per article (as the
                       pipeline calls it)
@@ -21,9 +21,9 @@ from common import bench_settings, print_table, write_results
 
 
 async def pipeline_once(data_dir: Path, embedder, articles) -> tuple[float, int]:
-    from services.database import ensure_indexes, open_database
-    from services.kb_ingest import sync_articles
-    from services.knowledge_base import KnowledgeBase
+    from services.storage.database import ensure_indexes, open_database
+    from services.ingest.kb_sync import sync_articles
+    from services.retrieval.knowledge_base import KnowledgeBase
 
     settings = bench_settings(data_dir, seed_on_startup=False)
     database = await open_database(settings)
@@ -39,9 +39,9 @@ async def pipeline_once(data_dir: Path, embedder, articles) -> tuple[float, int]
 
 
 async def run(rounds: int) -> dict:
-    from services.corpus import chunk_markdown, load_articles
-    from services.embeddings import LocalEmbedder
-    from services.kb_ingest import embedding_text
+    from services.retrieval.corpus import chunk_markdown, load_articles
+    from services.retrieval.embeddings import LocalEmbedder
+    from services.ingest.kb_sync import embedding_text
 
     articles, _problems = load_articles()
     per_article = [[embedding_text(a.title, c["section"], c["content"]) for c in chunk_markdown(a.body)] for a in articles]

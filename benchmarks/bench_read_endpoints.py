@@ -50,8 +50,8 @@ def documents(count: int) -> tuple[list[dict], list[dict]]:
 
 
 def fill_store(data_dir: Path, count: int) -> None:
-    from services.database import NEWS, SAMPLES
-    from services.embedded_mongo import EmbeddedAsyncClient
+    from services.storage.database import NEWS, SAMPLES
+    from services.storage.embedded_mongo import EmbeddedAsyncClient
 
     news, samples = documents(count)
 

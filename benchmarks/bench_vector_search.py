@@ -1,4 +1,4 @@
-"""Vector search: top-10 latency and recall@10 of `services.vector_index.VectorIndex` at 10k / 100k
+"""Vector search: top-10 latency and recall@10 of `services.retrieval.vector_index.VectorIndex` at 10k / 100k
 (and 1M with `--sizes`) x 384, side by side in one run with
   floor        the memory-bandwidth floor of an exact scan: matrix bytes / measured memory bandwidth
   numpy        the bare NumPy exact scan (matrix @ q, argpartition) on the same matrix
@@ -10,7 +10,7 @@ recall@10 >= 0.95 on clustered ("real-like") data; random uniform vectors are a 
 Data:
   clustered  synthetic topics -> sub-topics -> points (unit vectors), queries drawn the same way
   real       (--real) real MiniLM embeddings of the knowledge base, news and samples sentences
-             (services.embeddings.LocalEmbedder), grown to each size with points between real
+             (services.retrieval.embeddings.LocalEmbedder), grown to each size with points between real
              neighbours (see grown_from_real); queries are held-out real sentences
 
     python benchmarks/bench_vector_search.py [--sizes 10000,100000] [--queries 1000] [--real]
@@ -73,7 +73,7 @@ def real_embeddings(limit: int) -> np.ndarray:
         return np.load(cache)
     import asyncio
 
-    from services.embeddings import LocalEmbedder
+    from services.retrieval.embeddings import LocalEmbedder
 
     texts = real_texts()[:limit]
     print(f"embedding {len(texts)} real sentences with LocalEmbedder (once; cached)...", flush=True)
@@ -131,7 +131,7 @@ def recall(truth: list[set], found: list[list]) -> float:
 
 
 def bench_size(vectors: np.ndarray, queries: np.ndarray, bandwidth: float, exact_queries: int) -> dict:
-    from services.vector_index import VectorIndex
+    from services.retrieval.vector_index import VectorIndex
 
     n = len(vectors)
     ids = [str(i) for i in range(n)]

@@ -111,7 +111,7 @@ def bench_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
 
 def bench_settings(data_dir: Path, **overrides):
     """The same configuration as `bench_env`, as a Settings object for in-process use."""
-    from services.settings import Settings
+    from services.core.settings import Settings
 
     closed = f"http://127.0.0.1:{free_port()}/"
     values = dict(environment="development", data_dir=data_dir, mongodb_uri=None, openai_api_key=None,

@@ -40,7 +40,7 @@ def main() -> None:
         app = bare_app()
     else:
         from main import create_app
-        from services.settings import Settings
+        from services.core.settings import Settings
 
         app = create_app(Settings(_env_file=None))
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning", access_log=False)

@@ -18,7 +18,7 @@ from playwright.async_api import async_playwright, expect
 
 from e2eTests.browser_support import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, LiveServer, StandInSite, ndjson,
                                       snapshot_data_dir, split_bytes, status, stream, unexpected, watch_console)
-from services.database import FEEDBACK, USERS, open_database
+from services.storage.database import FEEDBACK, USERS, open_database
 from tests.utils.app import CHAT_QUESTION, make_settings
 
 SPAN_RE = re.compile(r"^[0-9a-f]{16}$")

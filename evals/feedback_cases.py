@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from evals.models import CaseFileError, ChatCase, load_case_file
-from services.database import CONVERSATIONS, FEEDBACK
+from services.storage.database import CONVERSATIONS, FEEDBACK
 
 log = logging.getLogger(__name__)
 FILTER_KEYS = ("dotnetVersion", "aiLibrary", "aiProvider")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.tagger import VOCABULARY
+from services.ingest.tagger import VOCABULARY
 
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent / "test_cases"
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"

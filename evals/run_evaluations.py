@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def eval_settings(args: argparse.Namespace):
     """The app's settings from the environment, pinned to an offline, private embedded store."""
-    from services.settings import Settings
+    from services.core.settings import Settings
 
     base = Settings()
     mode = "openai" if base.openai_api_key and not base.openai_base_url else "local"
@@ -68,8 +68,8 @@ def eval_settings(args: argparse.Namespace):
 
 async def from_feedback(out: Path, settings) -> int:
     from evals.feedback_cases import drafts_from_feedback, write_drafts
-    from services.database import open_database
-    from services.settings import Settings
+    from services.storage.database import open_database
+    from services.core.settings import Settings
 
     if out.suffix.lower() != ".json":
         print(f"--from-feedback writes JSON: give a .json path (got {out})", file=sys.stderr)
@@ -141,7 +141,7 @@ async def run(argv: list[str] | None = None, *, settings=None) -> int:
             target = InProcessTarget(services)
             model, key_settings = settings.model_mode, settings
         if key_settings is None:  # a remote server: the judge's key comes from this shell
-            from services.settings import Settings
+            from services.core.settings import Settings
 
             try:
                 key_settings = Settings()
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     import bm25s  # noqa: F401  (it sets its logger to DEBUG on import, so import it before quieting it)
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    logging.getLogger("services.tools").setLevel(logging.ERROR)  # failed NuGet calls are expected offline
+    logging.getLogger("services.agent.nuget_tools").setLevel(logging.ERROR)  # failed NuGet calls are expected offline
     return asyncio.run(run(argv))
 
 

@@ -76,19 +76,20 @@ class Target(Protocol):
 
 
 class InProcessTarget:
-    """The agent of an `AppServices`, through `services.chat.stream_chat`."""
+    """The agent run of an `AppServices` (`services.agent.run.ChatRunner`), as the NDJSON lines `/api/chat` sends."""
 
     def __init__(self, services) -> None:
-        self.services = services
-        self.available_tools = {getattr(t, "name", "") for t in services.agent.tools}
+        self.runner = services.chat
+        self.available_tools = {getattr(t, "name", "") for t in services.chat.agent.tools}
 
     async def ask(self, case: ChatCase) -> Transcript:
-        from services.chat import ChatTurn, stream_chat
+        from services.agent.run import ChatTurn
+        from web.ndjson import ndjson_stream
 
         turn = ChatTurn(message=case.question, history=[h.model_dump() for h in case.history],
                         filters=case.filters.active())
         started = time.perf_counter()
-        lines = [json.loads(raw) async for raw in stream_chat(services=self.services, turn=turn)]
+        lines = [json.loads(raw) async for raw in ndjson_stream(self.runner.run(turn))]
         transcript = read_stream(lines)
         transcript.seconds = time.perf_counter() - started
         return transcript
@@ -253,7 +254,7 @@ class TagResult:
 def run_categorization(cases: list[CategorizationCase], tagger: Callable[[str], list[str]] | None = None) -> list[TagResult]:
     """Tag every text with the ingestion tagger and score it against the expected tags."""
     if tagger is None:
-        from services.tagger import tag_text as tagger
+        from services.ingest.tagger import tag_text as tagger
     results = []
     for case in cases:
         predicted = list(tagger(case.text))

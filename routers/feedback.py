@@ -6,8 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from models import ErrorResponse
-from routers.deps import ServicesDep
-from services.feedback import MAX_COMMENT_CHARS, SPAN_ID_PATTERN, record_feedback
+from fastapi import Request, Response
+
+from routers.deps import DatabaseDep, FeedbackDeliveryDep, MetricsDep, RateLimitsDep, SettingsDep
+from services.feedback.records import MAX_COMMENT_CHARS, SPAN_ID_PATTERN, record_feedback
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
@@ -26,10 +28,13 @@ class FeedbackResponse(BaseModel):
 
 @router.post("/feedback", response_model=FeedbackResponse,
              responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
-async def submit_feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackResponse:
+async def submit_feedback(body: FeedbackRequest, request: Request, response: Response, database: DatabaseDep,
+                          settings: SettingsDep, metrics: MetricsDep, delivery: FeedbackDeliveryDep,
+                          limits: RateLimitsDep) -> FeedbackResponse:
     """Record a rating of one answer; a later rating of the same answer replaces it."""
-    await record_feedback(database=services.database, settings=services.settings, span_id=body.span_id,
-                          feedback_type=body.feedback_type, comment=body.comment, metrics=services.metrics)
-    if services.feedback_delivery is not None:
-        services.feedback_delivery.wake()
+    response.headers.update(limits.admit("feedback", magic_key=None,
+                                         client_ip=request.client.host if request.client else None))
+    await record_feedback(database=database, settings=settings, span_id=body.span_id,
+                          feedback_type=body.feedback_type, comment=body.comment, metrics=metrics)
+    delivery.wake()
     return FeedbackResponse(success=True, message="Thank you for your feedback!")

@@ -8,26 +8,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from models import ComponentStatus, HealthResponse
-from routers.deps import ServicesDep
-from services.settings import VERSION
+from routers.deps import DatabaseDep, KnowledgeBaseDep, SettingsDep
+from services.core.settings import VERSION
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(services: ServicesDep) -> HealthResponse:
+async def health(database: DatabaseDep, kb: KnowledgeBaseDep, settings: SettingsDep) -> HealthResponse:
     """Report the service's version and whether store, index, embedder and model are ready."""
-    kb = services.knowledge_base
-    store_ok = await services.database.ping()
+    store_ok = await database.ping()
     components = {
-        "store": ComponentStatus(ready=store_ok, detail="embedded" if services.database.embedded else "mongodb"),
+        "store": ComponentStatus(ready=store_ok, detail="embedded" if database.embedded else "mongodb"),
         "index": ComponentStatus(ready=kb.ready, detail=f"{kb.index.kind}, {kb.size} chunks" if kb.local else "atlas vector search"),
         "embedder": ComponentStatus(ready=kb.embedder is not None, detail=kb.embedder.model_id),
-        "model": ComponentStatus(ready=services.agent is not None, detail=services.settings.model_mode),
+        "model": ComponentStatus(ready=True, detail=settings.model_mode),
     }
     status = "healthy" if all(c.ready for c in components.values()) else "degraded"
     return HealthResponse(status=status, version=VERSION, timestamp=dt.datetime.now(dt.timezone.utc),
-                          environment="development" if services.settings.is_development else "production",
+                          environment="development" if settings.is_development else "production",
                           components=components)
 
 

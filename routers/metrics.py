@@ -3,12 +3,12 @@
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from routers.deps import ServicesDep
+from routers.deps import MetricsDep
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(metrics: MetricsDep) -> Response:
     """Request, chat, tool, feedback and rate-limit counters for Prometheus to scrape."""
-    return Response(content=services.metrics.render(), media_type=services.metrics.content_type)
+    return Response(content=metrics.render(), media_type=metrics.content_type)

@@ -5,9 +5,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from models import UtcDatetime
-from routers.deps import ServicesDep
-from services.content_cache import MAX_SEARCH_CHARS
-from services.news import list_news, rss_feed
+from routers.deps import ContentDep, DatabaseDep
+from services.content.cache import MAX_SEARCH_CHARS
+from services.content.news import list_news, rss_feed
 
 router = APIRouter(prefix="/api/news", tags=["news"])
 RSS_MEDIA_TYPE = "application/rss+xml; charset=utf-8"
@@ -33,22 +33,21 @@ class NewsPage(BaseModel):
 
 @router.get("", response_model=NewsPage)
 async def read_news(
-    services: ServicesDep,
+    database: DatabaseDep,
+    content: ContentDep,
     page: int = Query(1, ge=1, description="1-based page number; pages past the end are empty."),
     page_size: int = Query(20, ge=1, le=100),
     search: str | None = Query(None, description=f"Case-insensitive literal text in title, content or author "
                                                  f"(only the first {MAX_SEARCH_CHARS} characters are used)."),
 ) -> dict:
     """A page of news items, newest first, optionally filtered by a literal search."""
-    views = services.extras.get("content")
-    return await list_news(database=services.database, view=views.news if views else None, page=page,
+    return await list_news(database=database, view=content.news, page=page,
                            page_size=page_size, search=search)
 
 
 @router.get("/rss", response_class=Response, responses={200: {"content": {"application/rss+xml": {}}}})
-async def news_rss(request: Request, services: ServicesDep) -> Response:
+async def news_rss(request: Request, database: DatabaseDep, content: ContentDep) -> Response:
     """The latest 50 feed-sourced news items as an RSS 2.0 feed."""
-    views = services.extras.get("content")
-    body = await rss_feed(database=services.database, view=views.news if views else None,
+    body = await rss_feed(database=database, view=content.news,
                           site_url=str(request.base_url), feed_url=str(request.url_for("news_rss")))
     return Response(body, media_type=RSS_MEDIA_TYPE, headers={"Cache-Control": "public, max-age=300"})

@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from routers.deps import ServicesDep
+from routers.deps import SettingsDep
 
 router = APIRouter(prefix="/api", tags=["site"])
 
@@ -17,7 +17,7 @@ class SiteConfig(BaseModel):
 
 
 @router.get("/config", response_model=SiteConfig)
-async def site_config(services: ServicesDep) -> SiteConfig:
+async def site_config(settings: SettingsDep) -> SiteConfig:
     """Tell the page the mode and whether a magic key must be sent with each question."""
-    development = services.settings.is_development
+    development = settings.is_development
     return SiteConfig(environment="development" if development else "production", requires_key=not development)

@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from models import ErrorResponse
-from routers.deps import ServicesDep
-from services.telemetry import EVENT_TYPE_PATTERN, record_telemetry
+from routers.deps import DatabaseDep, MetricsDep, TracingDep
+from services.observability.telemetry import EVENT_TYPE_PATTERN, record_telemetry
 
 router = APIRouter(prefix="/api", tags=["telemetry"])
 
@@ -27,9 +27,9 @@ class TelemetryResponse(BaseModel):
 
 
 @router.post("/telemetry", response_model=TelemetryResponse, responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
-async def submit_telemetry(body: TelemetryRequest, services: ServicesDep) -> TelemetryResponse:
+async def submit_telemetry(body: TelemetryRequest, database: DatabaseDep, tracing: TracingDep, metrics: MetricsDep) -> TelemetryResponse:
     """Record one website event if the user consented; never fails because recording failed."""
-    result = await record_telemetry(database=services.database, tracer=services.tracing.tracer,
+    result = await record_telemetry(database=database, tracer=tracing.tracer,
                                     event_type=body.event_type, data=body.data, timestamp=body.timestamp,
-                                    user_consent=body.user_consent, metrics=services.metrics)
+                                    user_consent=body.user_consent, metrics=metrics)
     return TelemetryResponse(success=True, recorded=result.recorded, message=result.message)

@@ -1,0 +1,1 @@
+"""The logic, by concern; nothing here imports FastAPI. Wiring: container, lifespan, cli."""

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from services.settings import Settings
+from services.core.settings import Settings
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FATAL = 0, 1, 2
 
@@ -73,11 +73,11 @@ class Run:
 
 async def _open_kb(settings: Settings, database: Any, stack: AsyncExitStack):
     """The embedder and knowledge base exactly as the app builds them (no agent, no model)."""
-    from services.embeddings import create_embedder
-    from services.knowledge_base import KnowledgeBase
-    from services.lifespan import _openai_client
+    from services.core.openai_client import open_openai_client
+    from services.retrieval.embeddings import create_embedder
+    from services.retrieval.knowledge_base import KnowledgeBase
 
-    client = _openai_client(settings)
+    client = open_openai_client(settings)
     if client is not None:
         stack.push_async_callback(client.close)
     return KnowledgeBase(database=database, embedder=create_embedder(settings, client), settings=settings)
@@ -85,10 +85,10 @@ async def _open_kb(settings: Settings, database: Any, stack: AsyncExitStack):
 
 async def run_command(argv: list[str], *, settings: Settings | None = None, out: TextIO = sys.stdout) -> int:
     """Parse `argv` and run the command; the async entry (tests call this)."""
-    from services.content_seed import ensure_content_indexes
-    from services.database import ensure_indexes, open_database
-    from services.embedded_mongo import DataDirInUseError
-    from services.knowledge_base import KnowledgeBaseModelMismatch
+    from services.content.setup import ensure_content_indexes
+    from services.storage.database import ensure_indexes, open_database
+    from services.storage.embedded_mongo import DataDirInUseError
+    from services.retrieval.knowledge_base import KnowledgeBaseModelMismatch
 
     args = build_parser().parse_args(argv)
     if args.command == "ingest" and args.kind == "kb" and not args.sources and not args.reembed:
@@ -130,17 +130,14 @@ def run_cli(argv: list[str]) -> int:
 
 
 async def _seed(run: Run, settings: Settings, database: Any, stack: AsyncExitStack) -> None:
-    from services.content_seed import seed_content
-    from services.corpus import load_articles
-    from services.kb_ingest import sync_articles
+    from services.content.setup import seed_content
+    from services.ingest.kb_sync import seed_knowledge_base
+    from services.retrieval.corpus import DEFAULT_KB_DIR
 
     kb = await _open_kb(settings, database, stack)
     await kb.check_model()
-    articles, problems = load_articles()
-    for problem in problems:
-        run.problem(problem)
-    with run.bar(len(articles), "knowledge base", "doc") as bar:
-        report = await sync_articles(database=database, kb=kb, articles=articles, origin="seed", progress=bar.update)
+    with run.bar(len(list(DEFAULT_KB_DIR.rglob("*.md"))), "knowledge base", "doc") as bar:
+        report = await seed_knowledge_base(database=database, kb=kb, progress=bar.update, on_problem=run.problem)
     run.counts.update({"articles added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                        "removed": report.removed, "chunks written": report.chunks_written})
     content = await seed_content(database=database, force=True)
@@ -153,8 +150,8 @@ async def _seed(run: Run, settings: Settings, database: Any, stack: AsyncExitSta
 
 async def _ingest_kb(run: Run, args: argparse.Namespace, settings: Settings, database: Any,
                      stack: AsyncExitStack) -> None:
-    from services.database import CHUNKS
-    from services.kb_ingest import reembed_all
+    from services.storage.database import CHUNKS
+    from services.ingest.kb_sync import reembed_all
 
     kb = await _open_kb(settings, database, stack)
     if args.reembed:  # the fix for a model mismatch, so it must not be refused by the check
@@ -176,8 +173,8 @@ async def _ingest_kb(run: Run, args: argparse.Namespace, settings: Settings, dat
 
 
 async def _ingest_kb_source(run: Run, path: Path, *, kb: Any, database: Any, session: Any, timeout: float) -> None:
-    from services.corpus import DEFAULT_KB_DIR, ArticleError
-    from services.ingest_sources import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SourceError, article_from_fetched,
+    from services.retrieval.corpus import DEFAULT_KB_DIR, ArticleError
+    from services.ingest.sources import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SourceError, article_from_fetched,
                                          fetch, kb_files, read_kb_file, read_url_list)
 
     articles, failed = [], set()
@@ -225,8 +222,8 @@ async def _ingest_kb_source(run: Run, path: Path, *, kb: Any, database: Any, ses
 
 async def _sync(run: Run, articles: list, failed: set[str], *, origin: str, kb: Any, database: Any, label: str) -> None:
     """Write changed articles, then drop this origin's documents that are gone (not merely failing)."""
-    from services.database import KB_DOCUMENTS
-    from services.kb_ingest import remove_document, sync_articles
+    from services.storage.database import KB_DOCUMENTS
+    from services.ingest.kb_sync import remove_document, sync_articles
 
     with run.bar(len(articles), f"embedding {label}", "doc") as bar:
         report = await sync_articles(database=database, kb=kb, articles=articles, origin=origin, prune=False,
@@ -245,8 +242,8 @@ async def _sync(run: Run, articles: list, failed: set[str], *, origin: str, kb: 
 async def _ingest_news(run: Run, args: argparse.Namespace, database: Any) -> None:
     import aiohttp
 
-    from services.ingest_sources import SourceError, fetch, parse_feed
-    from services.news import upsert_feed_item
+    from services.ingest.sources import SourceError, fetch, parse_feed
+    from services.content.news import upsert_feed_item
 
     run.counts.update({"added": 0, "updated": 0})
     async with aiohttp.ClientSession() as session:
@@ -274,8 +271,8 @@ async def _ingest_news(run: Run, args: argparse.Namespace, database: Any) -> Non
 
 
 async def _ingest_samples(run: Run, args: argparse.Namespace, database: Any) -> None:
-    from services.ingest_sources import SourceError, read_samples_file
-    from services.samples import upsert_sample
+    from services.ingest.sources import SourceError, read_samples_file
+    from services.content.samples import upsert_sample
 
     run.counts.update({"added": 0, "updated": 0})
     for source in args.sources:

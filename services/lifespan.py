@@ -3,48 +3,40 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
-from services.agent import build_agent, build_model
-from services.app_services import AppServices
-from services.content_seed import open_content_views, prepare_content
-from services.database import ensure_indexes, open_database
-from services.embeddings import create_embedder
-from services.feedback_delivery import open_feedback_delivery
-from services.knowledge_base import KnowledgeBase
-from services.mcp_servers import mcp_instructions, open_mcp_servers
-from services.metrics import Metrics
-from services.settings import Settings
-from services.tools import agent_tools, nuget_client
-from services.tracing import setup_tracing
+from agents.models.interface import Model
+
+from services.agent.builder import build_agent, build_model
+from services.agent.mcp import mcp_instructions, open_mcp_servers
+from services.agent.nuget_tools import agent_tools, nuget_client
+from services.agent.run import ChatRunner
+from services.container import AppServices
+from services.content.setup import open_content_views, prepare_content
+from services.core.openai_client import open_openai_client
+from services.core.rate_limits import RateLimits
+from services.core.settings import Settings
+from services.feedback.delivery import open_feedback_delivery
+from services.ingest.kb_sync import seed_knowledge_base
+from services.observability.metrics import Metrics
+from services.observability.tracing import setup_tracing
+from services.retrieval.embeddings import Embedder, create_embedder
+from services.retrieval.knowledge_base import KnowledgeBase
+from services.storage.database import ensure_indexes, open_database
 
 log = logging.getLogger(__name__)
 
 
-def _openai_client(settings: Settings):
-    if settings.model_mode == "offline" and not settings.openai_api_key:
-        return None
-    from openai import AsyncOpenAI
-
-    return AsyncOpenAI(api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url)
-
-
-async def seed_knowledge_base(*, database, kb: KnowledgeBase) -> None:
-    """Load the shipped articles (only changed ones are re-embedded)."""
-    from services.corpus import load_articles
-    from services.kb_ingest import sync_articles
-
-    articles, problems = load_articles()
-    for problem in problems:
-        log.warning("skipped article: %s", problem)
-    report = await sync_articles(database=database, kb=kb, articles=articles, origin="seed")
-    log.info("knowledge base seed: %d added, %d updated, %d unchanged, %d removed (%d chunks written)",
-             report.added, report.updated, report.unchanged, report.removed, report.chunks_written)
-
-
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[AppServices]:
+async def open_services(settings: Settings, *, model: Model | None = None, embedder: Embedder | None = None,
+                        clock: Callable[[], float] = time.monotonic) -> AsyncIterator[AppServices]:
+    """Everything the app uses; `model`/`embedder` replace the configured ones (tests, benchmarks);
+    `clock` drives the rate-limit windows.
+
+    A given embedder belongs to the caller and is not closed here.
+    """
     async with AsyncExitStack() as stack:
         tracing = setup_tracing(settings)
         stack.callback(tracing.shutdown)
@@ -53,11 +45,12 @@ async def open_services(settings: Settings) -> AsyncIterator[AppServices]:
         await ensure_indexes(database)
         await prepare_content(database=database, settings=settings)  # news/samples indexes + seed
 
-        openai_client = _openai_client(settings)
+        openai_client = open_openai_client(settings)
         if openai_client is not None:
             stack.push_async_callback(openai_client.close)
-        embedder = create_embedder(settings, openai_client)
-        stack.callback(embedder.close)
+        if embedder is None:
+            embedder = create_embedder(settings, openai_client)
+            stack.callback(embedder.close)
         kb = KnowledgeBase(database=database, embedder=embedder, settings=settings)
         await kb.check_model()
         await kb.load()
@@ -75,19 +68,22 @@ async def open_services(settings: Settings) -> AsyncIterator[AppServices]:
             settings.effective_mcp_servers, connect_timeout_seconds=settings.mcp_connect_timeout_seconds,
             timeout_seconds=settings.mcp_timeout_seconds,
             reserved_tool_names={"search_knowledge_base", *(getattr(t, "name", "") for t in tools)}))
-        model = build_model(settings, openai_client)
-        agent = build_agent(model=model, tools=tools, mcp_servers=mcp_servers,
+        agent = build_agent(model=model or build_model(settings, openai_client), tools=tools, mcp_servers=mcp_servers,
                             extra_instructions=tool_instructions + mcp_instructions(mcp_servers))
-        services = AppServices(settings=settings, database=database, knowledge_base=kb, agent=agent,
-                               tracing=tracing, http=http, nuget=nuget)
-        services.extras["mcp_servers"] = mcp_servers
-        services.metrics = Metrics()
-        services.feedback_delivery = await open_feedback_delivery(
-            database=database, settings=settings, http=http, phoenix_url=tracing.phoenix_url, metrics=services.metrics)
-        stack.push_async_callback(services.feedback_delivery.stop)  # before the session and database close
-        services.extras["content"] = open_content_views(settings=settings, database=database)
-        stack.callback(services.extras["content"].close)
+        metrics = Metrics()
+        chat = ChatRunner(agent=agent, database=database, knowledge_base=kb, tracer=tracing.tracer, metrics=metrics,
+                          nuget=nuget, top_k=settings.retrieval_top_k, record_content=settings.trace_include_content)
+        delivery = await open_feedback_delivery(database=database, settings=settings, http=http,
+                                                phoenix_url=tracing.phoenix_url, metrics=metrics)
+        stack.push_async_callback(delivery.stop)  # before the session and database close
+        content = open_content_views(settings=settings, database=database)
+        stack.callback(content.close)
         log.info("ready: store=%s model=%s embedder=%s index=%s (%d chunks)",
                  "embedded" if database.embedded else "mongodb", settings.model_mode, embedder.model_id,
                  kb.index.kind, kb.size)
-        yield services
+        limits = RateLimits(chat=settings.rate_limit_chat, feedback=settings.rate_limit_feedback,
+                            window_seconds=settings.rate_limit_window_seconds, clock=clock,
+                            on_refusal=lambda name: metrics.rate_limited.labels(limit=name).inc())
+        yield AppServices(settings=settings, database=database, knowledge_base=kb, chat=chat, tracing=tracing,
+                          metrics=metrics, http=http, nuget=nuget, feedback_delivery=delivery, content=content,
+                          limits=limits)

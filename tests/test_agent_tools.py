@@ -9,8 +9,8 @@ import pytest
 from agents import Runner, RunContextWrapper, WebSearchTool
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from services.agent import ChatContext, build_agent
-from services.tools import agent_tools, get_nuget_package_details, nuget_client, search_nuget_packages
+from services.agent.builder import ChatContext, build_agent
+from services.agent.nuget_tools import agent_tools, get_nuget_package_details, nuget_client, search_nuget_packages
 from tests.nuget_standin import closed_port_url, nuget_standin
 from tests.utils.app import answer_text, chat_lines, copy_seeded_data_dir, make_settings, running_app
 
@@ -75,7 +75,7 @@ def _context(client) -> ChatContext:
 
 
 def make_settings_stub():
-    from services.settings import Settings
+    from services.core.settings import Settings
 
     return Settings(_env_file=None, environment="development")
 

@@ -74,7 +74,7 @@ async def test_validation_errors_are_clear_4xx(seeded_settings):
 
 
 async def test_production_requires_a_registered_enabled_key(tmp_path, seeded_data_dir):
-    from services.database import USERS
+    from services.storage.database import USERS
     from tests.utils.app import copy_seeded_data_dir, make_settings
 
     copy_seeded_data_dir(tmp_path / "data", seeded_data_dir)

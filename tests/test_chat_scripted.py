@@ -6,7 +6,7 @@ import asyncio
 
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
-from services.agent import build_agent
+from services.agent.builder import build_agent
 import httpx
 
 from tests.utils.app import assert_no_run_left, chat_lines, running_app, served_app

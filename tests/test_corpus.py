@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.corpus import DEFAULT_KB_DIR, ArticleError, chunk_markdown, count_tokens, load_articles, parse_article
+from services.retrieval.corpus import DEFAULT_KB_DIR, ArticleError, chunk_markdown, count_tokens, load_articles, parse_article
 
 ARTICLE = """---
 title: Demo

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from evals.models import CaseFileError, load_case_file, load_cases
-from services.corpus import DEFAULT_KB_DIR
-from services.tagger import VOCABULARY
+from services.retrieval.corpus import DEFAULT_KB_DIR
+from services.ingest.tagger import VOCABULARY
 
 
 def _kb_urls() -> set[str]:

@@ -147,7 +147,7 @@ async def test_llm_judge_scores_when_keyed(tmp_path, seeded_data_dir):
 
 
 async def test_from_feedback_drafts_cases_from_thumbs_down(tmp_path, seeded_settings, capsys):
-    from services.database import CONVERSATIONS, FEEDBACK, open_database
+    from services.storage.database import CONVERSATIONS, FEEDBACK, open_database
 
     conversation = {"_id": "conv-1", "turns": [
         {"span_id": "aaaaaaaaaaaaaaaa", "user": "How do I count tokens in C#?", "assistant": "Use Microsoft.ML.Tokenizers.",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.database import FEEDBACK
-from services.feedback_delivery import arize_annotations_frame, backoff_seconds, phoenix_annotation
+from services.storage.database import FEEDBACK
+from services.feedback.delivery import arize_annotations_frame, backoff_seconds, phoenix_annotation
 from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app
 from tests.utils.phoenix import app_services, eventually, free_port
 

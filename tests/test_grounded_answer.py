@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from services.grounded_answer import IDK, ToolResult, compose_answer, parse_tool_output
+from services.agent.grounded_answer import IDK, compose_answer
+from services.agent.tool_results import ToolResult
+from services.agent.tool_results import from_output as parse_tool_output
 
 LINK = re.compile(r"\]\((https?://[^)\s]+)\)")
 

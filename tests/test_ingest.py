@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from services.cli import EXIT_FATAL, EXIT_OK, EXIT_SKIPPED, run_cli, run_command
-from services.database import CHUNKS, KB_DOCUMENTS, KB_META, NEWS, SAMPLES, open_database
+from services.storage.database import CHUNKS, KB_DOCUMENTS, KB_META, NEWS, SAMPLES, open_database
 from tests.utils.app import make_settings, serve_aiohttp
 from tests.utils.content import content_app
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.corpus import parse_article
-from services.database import CHUNKS, KB_DOCUMENTS
-from services.embeddings import LOCAL_DIMENSIONS, LocalEmbedder
-from services.kb_ingest import sync_articles
+from services.retrieval.corpus import parse_article
+from services.storage.database import CHUNKS, KB_DOCUMENTS
+from services.retrieval.embeddings import LOCAL_DIMENSIONS, LocalEmbedder
+from services.ingest.kb_sync import sync_articles
 from tests.utils.app import running_app
 
 

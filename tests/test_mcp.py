@@ -180,7 +180,7 @@ async def test_a_down_or_hanging_server_is_skipped_with_a_warning(app_settings, 
                                          {"name": "hanging_docs", "url": f"http://127.0.0.1:{hang_port}/mcp"},
                                          {"name": "microsoft_learn", "url": url}],
                             mcp_connect_timeout_seconds=1.0)
-    caplog.set_level(logging.INFO, logger="services.mcp_servers")
+    caplog.set_level(logging.INFO, logger="services.agent.mcp")
     started = time.monotonic()
     try:
         async with running_app(settings) as client:

@@ -7,7 +7,7 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.rate_limit import MAX_TRACKED, FixedWindowLimiter, identity
+from web.rate_limit import MAX_TRACKED, FixedWindowLimiter, identity
 from tests.utils.app import chat_lines, make_settings, running_app
 
 SPAN = "0123456789abcdef"

@@ -11,9 +11,9 @@ import feedparser
 import pytest
 from bson import ObjectId
 
-from services.content_seed import ensure_content_indexes, seed_content
-from services.database import NEWS, SAMPLES
-from services.news import list_news
+from services.content.setup import ensure_content_indexes, seed_content
+from services.storage.database import NEWS, SAMPLES
+from services.content.news import list_news
 from tests.utils.app import make_settings
 from tests.utils.content import content_app, news_doc
 

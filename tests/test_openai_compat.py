@@ -119,7 +119,7 @@ async def test_bad_requests_get_openai_shaped_4xx(compat_settings):
 
 
 async def test_production_bearer_key_gate(compat_settings):
-    from services.database import USERS
+    from services.storage.database import USERS
 
     async with compat_app(compat_settings(environment="production"), api_key="good-key") as (app, client, http):
         db = app.state.services.database
@@ -148,8 +148,8 @@ async def test_production_bearer_key_gate(compat_settings):
 async def test_a_failing_run_is_an_openai_error_not_a_traceback(compat_settings):
     from agents.testing import ScriptedModel
 
-    from services.agent import build_agent
-    from services.chat import ERROR_TEXT
+    from services.agent.builder import build_agent
+    from services.agent.run import ERROR_TEXT
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": CHAT_QUESTION}]}
     async with compat_app(compat_settings()) as (app, client, http):

@@ -15,8 +15,8 @@ import time
 import httpx
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
-from services.agent import build_agent
-from services.chat import ERROR_TEXT
+from services.agent.builder import build_agent
+from services.agent.run import ERROR_TEXT
 from tests.utils.app import CHAT_QUESTION, agent_run_tasks, assert_no_run_left, chat_lines, running_app, served_app
 
 INTERNAL_WORDS = ("Traceback", "Error running tool", "sqlite", "locked", "shutdown", "Timeout", "futures", ".py")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from services.database import SAMPLES
-from services.samples import get_sample, list_samples, sample_tags
+from services.storage.database import SAMPLES
+from services.content.samples import get_sample, list_samples, sample_tags
 from tests.utils.app import make_settings
 from tests.utils.content import content_app, sample_doc
 
@@ -133,7 +133,7 @@ async def test_snapshot_and_server_queries_agree(settings):
 
 
 async def test_seeded_gallery_is_served(settings):
-    from services.content_seed import seed_content
+    from services.content.setup import seed_content
 
     async with content_app(settings) as (client, services):
         report = await seed_content(database=services.database)

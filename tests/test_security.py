@@ -10,8 +10,8 @@ import logging
 import httpx
 import pytest
 
-from services.body_limit import MAX_BODY_BYTES
-from services.database import USERS
+from web.body_limit import MAX_BODY_BYTES
+from services.storage.database import USERS
 from tests.utils.app import chat_lines, free_port, make_settings, running_app, served_app
 from tests.utils.phoenix import eventually
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from services.settings import Settings
+from services.core.settings import Settings
 from tests.utils.app import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

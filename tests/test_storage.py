@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from services.embedded_mongo import DataDirInUseError, EmbeddedAsyncClient
+from services.storage.embedded_mongo import DataDirInUseError, EmbeddedAsyncClient
 from tests.utils.app import chat_lines, make_settings, running_app
 
 
@@ -64,8 +64,8 @@ async def test_restart_keeps_conversations_and_knowledge_base(seeded_settings):
 
 
 async def test_model_mismatch_is_a_clear_startup_error(seeded_settings):
-    from services.database import KB_META
-    from services.knowledge_base import KnowledgeBaseModelMismatch
+    from services.storage.database import KB_META
+    from services.retrieval.knowledge_base import KnowledgeBaseModelMismatch
 
     async with running_app(seeded_settings) as client:
         await client.app.state.services.database[KB_META].update_one(

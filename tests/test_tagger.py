@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services import tagger
-from services.tagger import VOCABULARY, tag_text
+from services.ingest.tagger import VOCABULARY, tag_text
 
 
 @pytest.mark.parametrize(("text", "expected"), [

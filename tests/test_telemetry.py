@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from services.database import TELEMETRY
+from services.storage.database import TELEMETRY
 from tests.utils.app import make_settings, running_app
 from tests.utils.phoenix import app_services, eventually
 

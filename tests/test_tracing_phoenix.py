@@ -7,7 +7,7 @@ import contextlib
 import json
 import uuid
 
-from services.database import FEEDBACK
+from services.storage.database import FEEDBACK
 from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app, serve_aiohttp
 from tests.utils.phoenix import app_services, eventually
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.knowledge_base import chunk_matches, rrf_fuse, select_diverse
-from services.vector_index import VectorIndex
+from services.retrieval.knowledge_base import chunk_matches, rrf_fuse, select_diverse
+from services.retrieval.vector_index import VectorIndex
 
 
 def _unit(rng, n, d=32):

@@ -12,7 +12,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from main import create_app
-from services.settings import Settings
+from services.core.settings import Settings
 
 CHAT_QUESTION = "How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"
 CLOSED_URL = "http://127.0.0.1:9"

@@ -10,8 +10,8 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from main import create_app
-from services.app_services import AppServices
-from services.settings import Settings
+from services.container import AppServices
+from services.core.settings import Settings
 
 
 @contextlib.asynccontextmanager

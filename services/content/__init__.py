@@ -1,0 +1,1 @@
+"""News and code samples: their collections, snapshots, seeding and setup."""

@@ -1,0 +1,1 @@
+"""Settings and domain errors: what every other package may import."""

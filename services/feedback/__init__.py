@@ -1,0 +1,1 @@
+"""Feedback: stored first, then delivered to Phoenix/Arize with retry."""

@@ -1,0 +1,1 @@
+"""Ingestion: readers for files and feeds, knowledge-base sync and the library tagger."""

@@ -1,0 +1,1 @@
+"""Tracing (OpenTelemetry), Prometheus metrics and consent-gated site telemetry."""

@@ -1,0 +1,1 @@
+"""The knowledge base: articles and chunking, embeddings, the vector index and hybrid search."""

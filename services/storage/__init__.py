@@ -1,0 +1,1 @@
+"""The database (MongoDB or the embedded engine), conversations and magic keys."""

@@ -1,0 +1,74 @@
+"""Opens the one database client: Atlas/MongoDB via pymongo's async driver, or the embedded engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Collection names (the first four are the original deployment's; keep them).
+CHUNKS = "document_chunks"
+NEWS = "documents"
+SAMPLES = "samples"
+USERS = "userRegistrations"
+CONVERSATIONS = "conversations"
+FEEDBACK = "feedback"
+TELEMETRY = "telemetry"
+KB_META = "kb_meta"
+KB_DOCUMENTS = "kb_documents"
+
+
+@dataclass
+class Database:
+    """The client and the database handle; `embedded` tells which engine serves them."""
+
+    client: Any
+    db: Any
+    embedded: bool
+
+    def __getitem__(self, name: str) -> Any:
+        return self.db[name]
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+            return True
+        except Exception:  # readiness probe: any failure means not ready
+            log.warning("database ping failed", exc_info=True)
+            return False
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def open_database(settings: Settings) -> Database:
+    """Connect to MongoDB when `MONGODB_URI` is set, else open the embedded on-disk engine."""
+    if settings.mongodb_uri:
+        from pymongo import AsyncMongoClient
+
+        timeout_ms = int(settings.store_timeout_seconds * 1000)
+        client = AsyncMongoClient(
+            settings.mongodb_uri,
+            appname="csharp-ai-buddy-api",
+            serverSelectionTimeoutMS=timeout_ms,
+            timeoutMS=timeout_ms,
+            tz_aware=True,
+        )
+        return Database(client=client, db=client[settings.database_name], embedded=False)
+
+    from services.storage.embedded_mongo import EmbeddedAsyncClient
+
+    client = EmbeddedAsyncClient(settings.data_dir, timeout_seconds=settings.store_timeout_seconds)
+    return Database(client=client, db=client[settings.database_name], embedded=True)
+
+
+async def ensure_indexes(database: Database) -> None:
+    """Create the indexes our own collections need; idempotent on both engines."""
+    await database[CONVERSATIONS].create_index("span_ids")
+    await database[CONVERSATIONS].create_index("updated_at")
+    await database[KB_DOCUMENTS].create_index("doc_id", unique=True)
+    await database[CHUNKS].create_index("doc_id")

@@ -1,0 +1,1 @@
+"""HTTP-only plumbing: middlewares, the error mapper and OpenAI wire schemas."""
