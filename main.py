@@ -39,15 +39,23 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        async with open_services(settings, **overrides) as services:
-            app.state.services = services
-            yield
+        from services.core.errors import StartupError
+
+        try:
+            async with open_services(settings, **overrides) as services:
+                app.state.services = services
+                yield
+        except StartupError as exc:
+            app.state.startup_error = exc  # `serve` prints it as one line
+            raise
 
     app = FastAPI(
         title="C# AI Buddy API",
         version=VERSION,
         description="A C#/.NET AI domain expert: grounded, cited answers streamed as NDJSON.",
         lifespan=lifespan,
+        docs_url=None,  # served by web/docs.py with assets from a pinned package: no CDN, works offline
+        redoc_url=None,
     )
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
@@ -62,6 +70,9 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)
     register_error_handlers(app)
+    from web.docs import add_offline_docs
+
+    add_offline_docs(app)
 
     from routers import chat, conversations, feedback, health, metrics, news, openai_compat, samples, site, telemetry
 
@@ -74,17 +85,63 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
     return app
 
 
-def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if argv and argv[0] in ("ingest", "seed"):
-        from services.cli import run_cli
-
-        return run_cli(argv)
+def serve(settings: Settings) -> int:
+    """Run uvicorn; a known start-up failure prints one line (no traceback) and exits with 2."""
     import uvicorn
 
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    return 0
+    from services.cli import EXIT_STARTUP
+
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(_OneLineStartupFailures(app), host=settings.bind_host, port=settings.port,
+                                           log_level="info", lifespan="on"))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits with 3 on a failed start-up; we say why and use our code
+        pass
+    error = getattr(app.state, "startup_error", None)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_STARTUP
+    return 0 if server.started else EXIT_STARTUP
+
+
+class _OneLineStartupFailures:
+    """Drops the traceback uvicorn would log for a `StartupError`; `serve` prints its one line instead."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def quiet_send(message) -> None:
+            if message["type"] == "lifespan.startup.failed" and getattr(self.app.state, "startup_error", None):
+                message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, quiet_send)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from services.cli import build_parser, run_cli
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2)
+        return int(exc.code or 0)
+    if args.command not in (None, "serve"):
+        return run_cli(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a setting has an unusable value
+        print(f"error: invalid settings: {exc}".splitlines()[0] + " (see .env.example)", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+                 if v is not None}
+    return serve(settings.model_copy(update=overrides) if overrides else settings)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 4000
-MAX_HISTORY_ITEMS = 50
+MAX_HISTORY_ITEMS = 50  # what /v1 keeps of a request's earlier messages; /api/chat trims to a budget
 MAX_HISTORY_ITEM_CHARS = 20_000
 MAX_FILTER_CHARS = 100
 
@@ -19,7 +19,12 @@ UtcDatetime = dt.datetime
 
 class HistoryMessage(BaseModel):
     role: Literal["user", "assistant"] = Field(description="Only 'user' and 'assistant' turns are accepted.")
-    content: str = Field(max_length=MAX_HISTORY_ITEM_CHARS)
+    content: str | None = Field(default="", description=f"Text beyond {MAX_HISTORY_ITEM_CHARS} characters is cut.")
+
+    @field_validator("content", mode="after")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str:
+        return (value or "")[:MAX_HISTORY_ITEM_CHARS]
 
 
 class ChatFilters(BaseModel):
@@ -36,8 +41,10 @@ class ChatFilters(BaseModel):
 class ChatRequest(BaseModel):
     message: str = Field(max_length=MAX_MESSAGE_CHARS, description=f"The question (at most {MAX_MESSAGE_CHARS} characters).",
                          examples=["How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"])
-    history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY_ITEMS)
-    filters: ChatFilters = Field(default_factory=ChatFilters)
+    history: list[HistoryMessage] | None = Field(
+        default=None, description="The earlier dialogue, any length that fits the body limit; the server keeps the "
+                                  "newest turns within its budget and drops exact repeats.")
+    filters: ChatFilters | None = Field(default=None, description="Preferences that shape ranking and the prompt.")
     magic_key: str | None = Field(default=None, max_length=200)
     conversation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
                                         description="Send back the id from the metadata line to continue a conversation.")

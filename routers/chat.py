@@ -5,6 +5,7 @@ from fastapi.responses import StreamingResponse
 
 from models import ChatRequest, ErrorResponse
 from routers.deps import ChatRunnerDep, DatabaseDep, RateLimitsDep, SettingsDep
+from services.agent.history import trim_history
 from services.agent.run import ChatTurn
 from services.core.errors import BadRequest
 from services.storage.keys import check_magic_key
@@ -29,7 +30,9 @@ async def chat(body: ChatRequest, request: Request, runner: ChatRunnerDep, datab
         raise BadRequest("The message is empty. Type a question about C#/.NET AI development.")
     key = await check_magic_key(database=database, settings=settings, key=body.magic_key)
     headers = limits.admit("chat", magic_key=key, client_ip=request.client.host if request.client else None)
-    turn = ChatTurn(message=body.message.strip(), history=[h.model_dump() for h in body.history],
-                    filters=body.filters.active(), conversation_id=body.conversation_id)
+    history = trim_history([h.model_dump() for h in body.history or []], max_items=settings.history_max_items,
+                           max_chars=settings.history_max_chars)
+    turn = ChatTurn(message=body.message.strip(), history=history,
+                    filters=body.filters.active() if body.filters else {}, conversation_id=body.conversation_id)
     return StreamingResponse(ndjson_stream(runner.run(turn)), media_type="application/x-ndjson",
                              headers={**NDJSON_HEADERS, **headers})

@@ -28,9 +28,18 @@ from services.core.settings import Settings
 EXIT_OK, EXIT_SKIPPED, EXIT_FATAL = 0, 1, 2
 
 
+EXIT_STARTUP = 2  # `python main.py` (serve) could not start: one line on stderr says why
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python main.py", description="Fill the C# AI Buddy collections.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python main.py", description="C# AI Buddy API: serve it (the default), or fill its collections.",
+        epilog="Exit status: 0 ok, 1 some inputs skipped, 2 usage error or fatal problem "
+               "(data dir in use, knowledge base built by another embedding model).")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,ingest,seed}")
+    serve = commands.add_parser("serve", help="run the API server (also what bare `python main.py` does)")
+    serve.add_argument("--host", help="bind address (default HOST, else 127.0.0.1 in development, 0.0.0.0 in production)")
+    serve.add_argument("--port", type=int, help="port (default PORT, else 8000)")
     ingest = commands.add_parser("ingest", help="ingest knowledge-base articles, news feeds or samples")
     kinds = ingest.add_subparsers(dest="kind", required=True)
     kb = kinds.add_parser("kb", help="Markdown/HTML folders, single files or files listing URLs → document_chunks")
@@ -91,6 +100,9 @@ async def run_command(argv: list[str], *, settings: Settings | None = None, out:
     from services.retrieval.knowledge_base import KnowledgeBaseModelMismatch
 
     args = build_parser().parse_args(argv)
+    if args.command in (None, "serve"):
+        print("serve: run `python main.py` (the server is started by main.py)", file=sys.stderr)
+        return EXIT_FATAL
     if args.command == "ingest" and args.kind == "kb" and not args.sources and not args.reembed:
         print("ingest kb: give a folder, file or URL list, or --reembed", file=sys.stderr)
         return EXIT_FATAL

@@ -72,7 +72,8 @@ async def open_services(settings: Settings, *, model: Model | None = None, embed
                             extra_instructions=tool_instructions + mcp_instructions(mcp_servers))
         metrics = Metrics()
         chat = ChatRunner(agent=agent, database=database, knowledge_base=kb, tracer=tracing.tracer, metrics=metrics,
-                          nuget=nuget, top_k=settings.retrieval_top_k, record_content=settings.trace_include_content)
+                          nuget=nuget, top_k=settings.retrieval_top_k, min_relevance=settings.min_relevance,
+                          record_content=settings.trace_include_content)
         delivery = await open_feedback_delivery(database=database, settings=settings, http=http,
                                                 phoenix_url=tracing.phoenix_url, metrics=metrics)
         stack.push_async_callback(delivery.stop)  # before the session and database close

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import tagger
+from services.ingest import tagger
 from services.ingest.tagger import VOCABULARY, tag_text
 
 

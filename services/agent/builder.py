@@ -61,6 +61,7 @@ async def search_knowledge_base(ctx: RunContextWrapper[ChatContext], query: str,
     deps = ctx.context
     k = max(1, min(int(top_k or deps.top_k), 10))
     passages = await deps.knowledge_base.search(query, filters=deps.filters, k=k, prefer_code=bool(prefer_code))
+    passages = [p for p in passages if p.score >= deps.min_relevance]
     results = [
         {"title": p.title, "url": p.url, "score": round(p.score, 4), "section": p.section, "content": p.content}
         for p in passages

@@ -18,6 +18,7 @@ class ChatContext:
 
     knowledge_base: "KnowledgeBase"
     top_k: int = 5
+    min_relevance: float = 0.0  # passages below this are not returned to the model (nor shown as sources)
     filters: dict[str, str] = field(default_factory=dict)
     nuget: "NuGetClient | None" = None
     tool_results: dict[str, ToolResult] = field(default_factory=dict)

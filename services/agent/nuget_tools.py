@@ -134,8 +134,8 @@ def agent_tools(settings: Settings) -> tuple[list, str]:
     The hosted web search exists only on OpenAI's Responses API, so it (and any promise of it in the
     instructions) is left out for compatible endpoints and the offline model.
     """
-    tools: list = list(NUGET_TOOLS)
-    instructions = NUGET_INSTRUCTIONS
+    tools: list = list(NUGET_TOOLS) if settings.nuget_enabled else []
+    instructions = NUGET_INSTRUCTIONS if settings.nuget_enabled else ""
     if settings.model_mode == "openai" and settings.enable_web_search:
         from agents import WebSearchTool
 

@@ -139,10 +139,11 @@ class ChatRunner:
     """Runs the agent for one turn; receives exactly what a run needs, not the app's container."""
 
     def __init__(self, *, agent: Agent, database: "Database", knowledge_base: "KnowledgeBase", tracer,
-                 metrics: "Metrics", nuget: "NuGetClient | None", top_k: int, record_content: bool) -> None:
+                 metrics: "Metrics", nuget: "NuGetClient | None", top_k: int, min_relevance: float,
+                 record_content: bool) -> None:
         self.agent, self.database, self.knowledge_base = agent, database, knowledge_base
         self.tracer, self.metrics, self.nuget = tracer, metrics, nuget
-        self.top_k, self.record_content = top_k, record_content
+        self.top_k, self.min_relevance, self.record_content = top_k, min_relevance, record_content
 
     async def run(self, turn: ChatTurn) -> AsyncIterator[RunEvent]:
         """Yield Started, then text/tool events, then Completed or Failed; cancellation propagates."""
@@ -165,7 +166,7 @@ class ChatRunner:
                 agent_input = turn.message
             yield Started(span_id=span_id, conversation_id=conversation_id)
             context = ChatContext(knowledge_base=self.knowledge_base, top_k=self.top_k, filters=turn.filters,
-                                  nuget=self.nuget)
+                                  nuget=self.nuget, min_relevance=self.min_relevance)
             result = self._start(agent_input, context=context, span=span, session=session)
             async for event in result.stream_events():
                 delta = _text_delta(event)

@@ -1,6 +1,10 @@
 """Domain errors: services raise these; `web/errors.py` maps them to HTTP for both API styles."""
 
 
+class StartupError(RuntimeError):
+    """The service cannot start (data dir in use, KB built by another model...): one line says why and what to do."""
+
+
 class DomainError(Exception):
     """Base class; `status` and `message` are safe to show to a person; `code` is a machine-readable tag."""
 

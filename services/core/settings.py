@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     environment: str = "development"
     port: int = 8000
-    host: str = "0.0.0.0"
+    host: str | None = None  # unset: 127.0.0.1 in development, 0.0.0.0 in production (Render)
     data_dir: Path = Path("./.data")
 
     # storage
@@ -47,12 +47,13 @@ class Settings(BaseSettings):
     seed_on_startup: bool = True
     vector_index_name: str = "vector_index"
     atlas_search_index_name: str = "default"
-    atlas_prefilter: bool = False  # true once vector_index declares the filter fields
     hnsw_threshold: int = 20_000  # exact search below this many chunks
     retrieval_top_k: int = 5
     min_relevance: float = 0.35
 
     # chat
+    history_max_items: int = 20  # of a client's `history`, the newest items kept for the model
+    history_max_chars: int = 12_000  # ... and at most this many characters of them (newest first)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # tools
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     nuget_registration_url: str = "https://api.nuget.org/v3/registration5-gz-semver2/"
     nuget_flat_container_url: str = "https://api.nuget.org/v3-flatcontainer/"
     nuget_timeout_seconds: float = 5.0
+    enable_nuget: bool | None = None  # unset: on in production, off in development (no network offline)
     mcp_servers: Annotated[list[MCPServerConfig] | None, NoDecode] = None
     mcp_connect_timeout_seconds: float = 10.0  # a server slower than this at startup is skipped
     mcp_timeout_seconds: float = 20.0  # per MCP request (tool listing, tool call)
@@ -90,6 +92,17 @@ class Settings(BaseSettings):
     def is_development(self) -> bool:
         """Unknown environment values mean production."""
         return self.environment.strip().lower() == "development"
+
+    @property
+    def bind_host(self) -> str:
+        """Where `python main.py` listens: HOST, else loopback in development and all interfaces in production."""
+        if self.host and self.host.strip():
+            return self.host.strip()
+        return "127.0.0.1" if self.is_development else "0.0.0.0"
+
+    @property
+    def nuget_enabled(self) -> bool:
+        return (not self.is_development) if self.enable_nuget is None else self.enable_nuget
 
     @property
     def uses_embedded_store(self) -> bool:

@@ -15,22 +15,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymongo
 
-from services.retrieval.corpus import normalise_dotnet, normalise_key
-from services.storage.database import CHUNKS, KB_META, Database
+from services.core.errors import StartupError
+from services.retrieval import facets
 from services.retrieval.vector_index import VectorIndex
+from services.storage.database import CHUNKS, KB_META, Database
 
 log = logging.getLogger(__name__)
 RRF_K = 60
 MAX_CHUNKS_PER_DOC = 2
+# Final relevance = cosine + KEYWORD_WEIGHT * (BM25 / best BM25 of the query) + FACET_BOOST * (share of
+# the user's known filter facets the passage carries), clamped to 0-1. Chosen by measurement
+# (`python -m evals.retrieval`, README "Retrieval"): a convex score ranks better than RRF here
+# and gives every passage one comparable number, so `score` follows the list order.
+KEYWORD_WEIGHT = 0.15
+FACET_BOOST = 0.03
 _CSHARP_FENCE = re.compile(r"^(```|~~~)\s*(csharp|cs|c#)\b", re.M | re.I)
 REEMBED_COMMAND = "python main.py ingest kb --reembed"
 BULK_LOAD_SECONDS = 600.0
-FILTER_FIELDS = {"aiLibrary": "ai_libraries", "aiProvider": "ai_providers", "dotnetVersion": "dotnet_versions"}
+FILTER_FIELDS = facets.FILTER_FIELDS
 _PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1,
                "ai_libraries": 1, "ai_providers": 1, "dotnet_versions": 1}
 
 
-class KnowledgeBaseModelMismatch(RuntimeError):
+class KnowledgeBaseModelMismatch(StartupError):
     """The stored chunks were embedded by another model than the configured one."""
 
 
@@ -48,23 +55,17 @@ class Passage:
         return {"title": self.title, "url": self.url, "score": round(self.score, 4)}
 
 
-def _filter_value(name: str, value: str) -> str:
-    return normalise_key(normalise_dotnet(value) if name == "dotnetVersion" else value)
-
-
-def chunk_matches(chunk: dict, filters: dict[str, str]) -> bool:
-    """A chunk passes when, for every filter it has data for, its list holds the value.
-
-    Chunks without the field (e.g. an existing deployment's) pass; "Any" matches every provider.
-    """
-    for name, value in filters.items():
-        values = chunk.get(FILTER_FIELDS[name])
-        if not values:
-            continue
-        keys = {normalise_key(v) for v in values}
-        if _filter_value(name, value) not in keys and "any" not in keys:
-            return False
-    return True
+def final_scores(cosine: dict[str, float], keyword: dict[str, float], chunks: dict[str, dict],
+                 prefs: dict[str, str]) -> dict[str, float]:
+    """The one relevance (0-1) passages are ranked by and reported with."""
+    best = max(keyword.values(), default=0.0) or 1.0
+    out = {}
+    for chunk_id, cos in cosine.items():
+        score = cos + KEYWORD_WEIGHT * keyword.get(chunk_id, 0.0) / best
+        if prefs:
+            score += FACET_BOOST * facets.matches(chunks.get(chunk_id, {}), prefs) / len(prefs)
+        out[chunk_id] = min(1.0, max(0.0, score))
+    return out
 
 
 def select_diverse(fused: list[str], chunks: dict[str, dict], k: int, *, prefer_code: bool = False) -> list[str]:
@@ -119,6 +120,7 @@ class KnowledgeBase:
         self._bm25 = None
         self._bm25_ids: list[str] = []
         self._bm25_dirty = True
+        self._facets: dict[str, set[str]] | None = None
         self.ready = False
 
     @property
@@ -178,6 +180,7 @@ class KnowledgeBase:
         if ids:
             self.index.upsert(ids, np.array(vectors, dtype=np.float32))
         self._bm25_dirty = True
+        self._facets = None
 
     def on_chunks_written(self, docs: list[dict]) -> None:
         """Keep the in-process indexes in step after chunk documents were inserted or replaced."""
@@ -190,6 +193,7 @@ class KnowledgeBase:
             for chunk_id in chunk_ids:
                 self._chunks.pop(chunk_id, None)
             self._bm25_dirty = True
+            self._facets = None
 
     @property
     def size(self) -> int:
@@ -199,14 +203,26 @@ class KnowledgeBase:
 
     async def search(self, query: str, *, filters: dict[str, str] | None = None, k: int = 5,
                      prefer_code: bool = False) -> list[Passage]:
-        """Top-k passages for `query`, at most two per article; `prefer_code` favours code examples."""
-        filters = {name: value for name, value in (filters or {}).items() if value and name in FILTER_FIELDS}
+        """Top-k passages for `query`, best first, at most two per article; `prefer_code` favours code.
+
+        Filters are preferences: known facets boost matching passages, nothing is excluded.
+        """
         vector = await self.embedder.embed_query(query)
         if self.local:
-            return await asyncio.to_thread(self._search_local, query, vector, filters, k, prefer_code)
-        return await self._search_atlas(query, vector, filters, k, prefer_code)
+            return await asyncio.to_thread(self._search_local, query, vector, filters or {}, k, prefer_code)
+        return await self._search_atlas(query, vector, filters or {}, k, prefer_code)
 
-    def _keyword_ranking(self, query: str, allow, limit: int) -> list[str]:
+    def known_facets(self) -> dict[str, set[str]]:
+        """Every facet value the stored chunks carry, as loose keys (recomputed after writes)."""
+        if self._facets is None:
+            known: dict[str, set[str]] = {field: set() for field in FILTER_FIELDS.values()}
+            for chunk in self._chunks.values():
+                for field in known:
+                    known[field].update(facets.key(v) for v in chunk.get(field) or ())
+            self._facets = known
+        return self._facets
+
+    def _keyword_scores(self, query: str, limit: int) -> dict[str, float]:
         import bm25s
 
         if self._bm25_dirty:
@@ -217,32 +233,24 @@ class KnowledgeBase:
                 retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
             self._bm25, self._bm25_dirty = (retriever if corpus else None), False
         if self._bm25 is None:
-            return []
+            return {}
         tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
         if not tokens.vocab:
-            return []
-        mask = np.fromiter((allow(i) for i in self._bm25_ids), dtype=np.float32, count=len(self._bm25_ids))
+            return {}
         k = min(limit, len(self._bm25_ids))
-        results, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, weight_mask=mask, n_threads=1)
-        return [self._bm25_ids[int(r)] for r, s in zip(results[0], scores[0]) if s > 0]
+        results, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        return {self._bm25_ids[int(r)]: float(s) for r, s in zip(results[0], scores[0]) if s > 0}
 
     def _search_local(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
-        allow = (lambda chunk_id: chunk_matches(self._chunks.get(chunk_id, {}), filters)) if filters else None
+        prefs = facets.preferences(filters, self.known_facets())
         pool = max(k * 4, 20)
-        vector_hits = self.index.search(vector, pool, allow)
-        cosine = dict(vector_hits)
-        keyword_ids = self._keyword_ranking(query, allow or (lambda _id: True), pool)
-        fused = rrf_fuse([chunk_id for chunk_id, _ in vector_hits], keyword_ids)
-        passages = []
-        for chunk_id in select_diverse(fused, self._chunks, k, prefer_code=prefer_code):
-            if chunk_id not in cosine:
-                cosine[chunk_id] = self._cosine(chunk_id, vector)
-            passages.append(self._passage(chunk_id, self._chunks[chunk_id], cosine[chunk_id]))
-        return passages
-
-    def _cosine(self, chunk_id: str, vector: np.ndarray) -> float:
-        hits = self.index.search(vector, 1, lambda other: other == chunk_id)
-        return hits[0][1] if hits else 0.0
+        keyword = self._keyword_scores(query, pool)
+        candidates = [chunk_id for chunk_id, _ in self.index.search(vector, pool)] + list(keyword)
+        cosine = self.index.cosines(list(dict.fromkeys(candidates)), vector)
+        scores = final_scores(cosine, keyword, self._chunks, prefs)
+        ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+        return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id])
+                for chunk_id in select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)]
 
     @staticmethod
     def _passage(chunk_id: str, chunk: dict, score: float) -> Passage:
@@ -257,32 +265,40 @@ class KnowledgeBase:
         )
 
     async def _search_atlas(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
+        """Atlas: `$vectorSearch` + Atlas Search, unfiltered (a filter could exclude everything), then
+        the same final score and facet boost as the embedded engine, applied after retrieval."""
         chunks = self._db[CHUNKS]
         pool = max(k * 4, 20)
         stage = {"index": self._settings.vector_index_name, "path": "embeddings",
                  "queryVector": vector.tolist(), "numCandidates": pool * 10, "limit": pool}
-        pre = {FILTER_FIELDS[name]: {"$in": [value]} for name, value in filters.items()}
-        if pre and self._settings.atlas_prefilter:
-            stage["filter"] = pre
         vector_pipeline = [{"$vectorSearch": stage},
                            {"$project": {**_PROJECTION, "score": {"$meta": "vectorSearchScore"}}}]
         cursor = await chunks.aggregate(vector_pipeline)
-        vector_docs = [d for d in await cursor.to_list() if chunk_matches(d, filters)]
+        vector_docs = await cursor.to_list()
         keyword_docs: list[dict] = []
         try:
             keyword_pipeline = [
                 {"$search": {"index": self._settings.atlas_search_index_name,
-                             "text": {"query": query, "path": ["title", "content"]}}},
+                             "text": {"query": query, "path": ["title", "section", "content"]}}},
                 {"$limit": pool},
-                {"$project": _PROJECTION},
+                {"$project": {**_PROJECTION, "embeddings": 1, "score": {"$meta": "searchScore"}}},
             ]
             cursor = await chunks.aggregate(keyword_pipeline)
-            keyword_docs = [d for d in await cursor.to_list() if chunk_matches(d, filters)]
+            keyword_docs = await cursor.to_list()
         except Exception:  # no Atlas Search index: vector results alone still answer
             log.info("Atlas Search keyword query unavailable; using vector results only", exc_info=True)
         by_id = {str(d["_id"]): d for d in [*keyword_docs, *vector_docs]}
-        # vectorSearchScore for cosine is (1 + cos) / 2; report the cosine like the local index
+        # vectorSearchScore for cosine is (1 + cos) / 2; use the cosine like the local index
         cosine = {str(d["_id"]): 2.0 * float(d.get("score", 0.5)) - 1.0 for d in vector_docs}
-        fused = rrf_fuse([str(d["_id"]) for d in vector_docs], [str(d["_id"]) for d in keyword_docs])
-        return [self._passage(i, by_id[i], cosine.get(i, 0.0))
-                for i in select_diverse(fused, by_id, k, prefer_code=prefer_code)]
+        query_vector = np.asarray(vector, dtype=np.float32)
+        for doc in keyword_docs:  # keyword-only hits: their cosine from the stored vector
+            chunk_id = str(doc["_id"])
+            if chunk_id not in cosine and doc.get("embeddings"):
+                stored = np.asarray(doc["embeddings"], dtype=np.float32)
+                cosine[chunk_id] = float(stored @ query_vector / (np.linalg.norm(stored) or 1.0))
+        keyword = {str(d["_id"]): float(d.get("score", 0.0)) for d in keyword_docs}
+        known = {field: {facets.key(v) for d in by_id.values() for v in d.get(field) or ()}
+                 for field in FILTER_FIELDS.values()}
+        scores = final_scores(cosine, keyword, by_id, facets.preferences(filters, known))
+        ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+        return [self._passage(i, by_id[i], scores[i]) for i in select_diverse(ranked, by_id, k, prefer_code=prefer_code)]

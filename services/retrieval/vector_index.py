@@ -70,6 +70,15 @@ class VectorIndex:
             elif len(self) >= self.hnsw_threshold:
                 self._build_hnsw()
 
+    def cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
+        """Exact cosine of `vector` with each stored id (vectors are unit-length); unknown ids are left out."""
+        with self._lock:
+            slots = [(i, self._slot[i]) for i in ids if i in self._slot and self._alive[self._slot[i]]]
+            if not slots:
+                return {}
+            scores = self._vectors[[s for _, s in slots]] @ np.asarray(vector, dtype=np.float32)
+        return {i: float(score) for (i, _), score in zip(slots, scores)}
+
     def remove(self, ids: list[str]) -> None:
         with self._lock:
             for item_id in ids:

@@ -19,10 +19,10 @@ from typing import Any
 
 from pymongo import _csot  # the deadline set by `pymongo.timeout()`, honoured here too
 
-from services.core.errors import ServiceUnavailable
+from services.core.errors import ServiceUnavailable, StartupError
 
 
-class DataDirInUseError(RuntimeError):
+class DataDirInUseError(StartupError):
     """Another process already serves this embedded data directory."""
 
 
