@@ -104,6 +104,27 @@ def facts_score(answer: str, facts: list[str | list[str]]) -> tuple[float, list[
     return 1.0 - len(missing) / len(facts), missing
 
 
+_ASKS_CODE = re.compile(r"^\s*(how (do|can|should|would) (i|we|you)|how to|show me|write|give me)\b|"
+                        r"\b(example|sample|snippet|code)\b", re.I)
+_CSHARP_BLOCK = re.compile(r"^\s*(```|~~~)\s*(csharp|cs|c#)\b", re.I | re.M)
+
+
+def asks_for_code(question: str) -> bool:
+    """A "how do I ..." / "show me" / "example" question: a developer expects code back."""
+    return bool(_ASKS_CODE.search(question or ""))
+
+
+def has_csharp_block(text: str) -> bool:
+    return bool(_CSHARP_BLOCK.search(text or ""))
+
+
+def code_when_asked(question: str, answer: str, top_source_has_code: bool) -> float | None:
+    """1 when a code question whose best source has a C# example gets a code block; None when it does not apply."""
+    if not asks_for_code(question) or not top_source_has_code or is_abstention(answer):
+        return None
+    return float("```" in (answer or ""))
+
+
 def is_abstention(answer: str) -> bool:
     """The answer says "I don't know" (the assistant's wording when nothing relevant was found)."""
     body = normalise_text(answer)

@@ -22,6 +22,7 @@ from evals.summary import ThresholdsError, check_thresholds, load_thresholds, pe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+HELDOUT = Path(__file__).resolve().parent / "heldout"
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE = 0, 1, 2
 CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, so connections are refused at once
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-tools", action="store_true",
                    help="let in-process tools reach the internet (NuGet); by default they get a closed local port")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--heldout", action="store_true",
+                   help="also ingest evals/heldout/kb through the CLI (in-process runs) and ask its held-out "
+                        "questions (category 'unseen'): retrieval on articles nobody tuned for")
     return p
 
 
@@ -64,6 +68,16 @@ def eval_settings(args: argparse.Namespace):
         update.update(nuget_search_urls=[CLOSED_PORT + "/query"], nuget_registration_url=CLOSED_PORT + "/registration/",
                       nuget_flat_container_url=CLOSED_PORT + "/flat/")
     return base.model_copy(update=update)
+
+
+async def ingest_heldout(settings) -> None:
+    """`python main.py ingest kb evals/heldout/kb` into the eval's data dir, as a user would."""
+    from services.cli import run_command
+
+    with open(os.devnull, "w") as sink:
+        code = await run_command(["ingest", "kb", str(HELDOUT / "kb")], settings=settings, out=sink)
+    if code != 0:
+        raise RuntimeError(f"ingesting the held-out articles failed (exit {code})")
 
 
 async def from_feedback(out: Path, settings) -> int:
@@ -104,6 +118,8 @@ async def run(argv: list[str] | None = None, *, settings=None) -> int:
     if args.concurrency < 1 or args.k < 1:
         print("--concurrency and --k must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.heldout:
+        args.cases = [*(args.cases or [ROOT / "evals" / "test_cases"]), HELDOUT / "chat_unseen.json"]
     try:
         cases = load_cases(args.cases)
         thresholds = load_thresholds(args.thresholds)
@@ -137,6 +153,8 @@ async def run(argv: list[str] | None = None, *, settings=None) -> int:
             if not args.quiet:
                 print(f"opening the assistant in process (data dir {settings.data_dir}; the first run embeds the "
                       "knowledge base)…", file=sys.stderr)
+            if args.heldout:
+                await ingest_heldout(settings)
             services = await stack.enter_async_context(open_services(settings))
             target = InProcessTarget(services)
             model, key_settings = settings.model_mode, settings

@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 from evals import graders as g
@@ -156,6 +157,21 @@ class ChatResult:
         return self.status == "graded" and not self.failures
 
 
+_CODE_BY_URL: dict[str, bool] | None = None
+
+
+def source_has_code(url: str) -> bool:
+    """Whether the knowledge-base article at `url` (shipped or held out) holds a C# example."""
+    global _CODE_BY_URL
+    if _CODE_BY_URL is None:
+        from services.retrieval.corpus import DEFAULT_KB_DIR, load_articles
+
+        heldout = Path(__file__).resolve().parent / "heldout" / "kb"
+        articles = load_articles(DEFAULT_KB_DIR)[0] + (load_articles(heldout)[0] if heldout.is_dir() else [])
+        _CODE_BY_URL = {a.source_url: g.has_csharp_block(a.body) for a in articles}
+    return _CODE_BY_URL.get(url, False)
+
+
 def grade_chat(case: ChatCase, transcript: Transcript, *, k: int = 5) -> ChatResult:
     """Score one transcript with every grader that applies to the case; failures say why."""
     result = ChatResult(case=case, transcript=transcript)
@@ -193,6 +209,12 @@ def grade_chat(case: ChatCase, transcript: Transcript, *, k: int = 5) -> ChatRes
         s["facts"], result.missing_facts = g.facts_score(answer, case.expected_facts)
         if s["facts"] < FACTS_PASS:
             result.failures.append(f"missing facts: {result.missing_facts}")
+    top = transcript.kb_source_urls[0] if transcript.kb_source_urls else None
+    code = g.code_when_asked(case.question, answer, bool(top) and source_has_code(top))
+    if code is not None:
+        s["code_when_asked"] = code
+        if not code:
+            result.failures.append("no code block although the question asks for code and the top source has one")
     if case.expected_tools:
         called = [c["name"] for c in transcript.tool_calls]
         s["tools_ok"] = float(g.tools_ok(called, case.expected_tools))

@@ -249,8 +249,30 @@ class KnowledgeBase:
         cosine = self.index.cosines(list(dict.fromkeys(candidates)), vector)
         scores = final_scores(cosine, keyword, self._chunks, prefs)
         ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
-        return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id])
-                for chunk_id in select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)]
+        picked = select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)
+        if prefer_code and picked:
+            picked = self._with_top_example(picked, vector, keyword, prefs, scores, k)
+        return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id]) for chunk_id in picked]
+
+    def _with_top_example(self, picked: list[str], vector: np.ndarray, keyword: dict[str, float],
+                          prefs: dict[str, str], scores: dict[str, float], k: int) -> list[str]:
+        """A "how do I" question wants the best article's C# example even when that section ranked lower."""
+        doc = self._chunks[picked[0]].get("doc_id")
+        mine = [c for c in picked if self._chunks[c].get("doc_id") == doc]
+        if not doc or any(_CSHARP_FENCE.search(self._chunks[c].get("content") or "") for c in mine):
+            return picked
+        examples = [c for c, chunk in self._chunks.items()
+                    if chunk.get("doc_id") == doc and _CSHARP_FENCE.search(chunk.get("content") or "")]
+        if not examples:
+            return picked
+        cosine = self.index.cosines(examples, vector)
+        extra = final_scores(cosine, keyword, self._chunks, prefs)
+        best = max(extra, key=extra.get)
+        scores[best] = extra[best]
+        if len(mine) >= MAX_CHUNKS_PER_DOC:  # keep two per article: the example replaces its weaker section
+            picked = [c for c in picked if c != mine[-1]]
+        merged = sorted([*picked, best], key=lambda c: -scores[c])
+        return merged[:k]
 
     @staticmethod
     def _passage(chunk_id: str, chunk: dict, score: float) -> Passage:
