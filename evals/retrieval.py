@@ -44,7 +44,6 @@ def score(ranked: list[str], expected: list[str]) -> tuple[float, float, float]:
 
 
 async def measure(data_dir: Path, filter_modes: list[str]) -> dict:
-    from services.core.settings import Settings
     from services.retrieval.embeddings import create_embedder
     from services.retrieval.knowledge_base import KnowledgeBase
     from services.storage.database import open_database

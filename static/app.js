@@ -233,6 +233,7 @@
     if (spanId) this.spanId = spanId;
     if (this.spanId) this.root.dataset.spanId = this.spanId; // lets support (and tests) match feedback to a trace
     this.settle();
+    if (/^\s*I don(['\u2019])?t know\b/i.test(this.text)) this.sourceBox.hidden = true; // nothing was used: no "Sources"
     if (this.sources.length || this.text) this.note.hidden = true;
     addCopyButtons(this.answer);
     if (this.text && this.question) { // only whole exchanges: they seed the conversation if the server lost it

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.retrieval.knowledge_base import chunk_matches, rrf_fuse, select_diverse
+from services.retrieval import facets
+from services.retrieval.ranking import FACET_BOOST, final_scores, select_diverse
 from services.retrieval.vector_index import VectorIndex
 
 
@@ -45,16 +46,21 @@ def test_hnsw_matches_exact_recall_and_follows_updates():
     assert len(hnsw) == 3000
 
 
-def test_filters_match_lists_and_any():
+def test_filter_facets_match_lists_aliases_and_any():
     chunk = {"ai_libraries": ["Semantic Kernel"], "ai_providers": ["Any"], "dotnet_versions": [".NET 8"]}
-    assert chunk_matches(chunk, {"aiLibrary": "semantic-kernel", "aiProvider": "Ollama", "dotnetVersion": "net8.0"})
-    assert not chunk_matches(chunk, {"aiLibrary": "ML.NET"})
-    assert not chunk_matches(chunk, {"dotnetVersion": "9"})
-    assert chunk_matches({"title": "legacy chunk without tags"}, {"aiLibrary": "ML.NET"})
+    known = {"ai_libraries": {"semantickernel", "mlnet"}, "ai_providers": {"ollama", "any"}, "dotnet_versions": {"net8", "net9"}}
+    prefs = facets.preferences({"aiLibrary": "semantic-kernel", "aiProvider": "Ollama", "dotnetVersion": "net8.0"}, known)
+    assert facets.matches(chunk, prefs) == 3  # "Any" provider counts
+    assert facets.matches(chunk, prefs, strict=True) == 2
+    assert facets.matches(chunk, facets.preferences({"aiLibrary": "ML.NET"}, known)) == 0
+    assert facets.matches({"title": "legacy chunk without tags"}, facets.preferences({"aiLibrary": "ML.NET"}, known)) == 0
 
 
-def test_rrf_and_diversity():
-    assert rrf_fuse(["a", "b", "c"], ["c", "a"])[:2] == ["a", "c"]
+def test_one_relevance_orders_passages_and_diversity():
+    chunks = {"a": {"ai_libraries": ["ML.NET"]}, "b": {}, "c": {}}
+    scores = final_scores({"a": 0.50, "b": 0.52, "c": 0.9}, {"c": 4.0, "b": 4.0}, chunks, {"ai_libraries": "mlnet"})
+    assert scores["a"] == 0.50 + FACET_BOOST and scores["c"] <= 1.0  # clamped to 0-1
+    assert sorted(scores, key=lambda i: -scores[i])[0] == "c"
     chunks = {"a1": {"doc_id": "a"}, "a2": {"doc_id": "a"}, "a3": {"doc_id": "a", "content": "```csharp\nx\n```"},
               "b1": {"doc_id": "b"}}
     assert select_diverse(["a1", "a2", "a3", "b1"], chunks, 3) == ["a1", "a2", "b1"]

@@ -77,11 +77,16 @@ def preferences(filters: dict[str, str] | None, known: dict[str, set[str]]) -> d
     return out
 
 
-def matches(chunk: dict, prefs: dict[str, str]) -> int:
-    """How many of the preferred facets this chunk carries ("Any" provider counts as a match)."""
+def matches(chunk: dict, prefs: dict[str, str], *, strict: bool = False) -> int:
+    """How many of the preferred facets this chunk carries ("Any" provider counts unless `strict`)."""
     hits = 0
+    cached = chunk.get("_facet_keys")
+    if cached is None:  # computed once per stored chunk: this runs for every chunk of a filtered search
+        cached = {f: frozenset(key(v) for v in chunk.get(f) or ()) for f in FILTER_FIELDS.values()}
+        if chunk:
+            chunk["_facet_keys"] = cached
     for field, wanted in prefs.items():
-        keys = {key(v) for v in chunk.get(field) or ()}
-        if wanted in keys or (field == "ai_providers" and "any" in keys):
+        keys = cached.get(field, frozenset())
+        if wanted in keys or (not strict and field == "ai_providers" and "any" in keys):
             hits += 1
     return hits

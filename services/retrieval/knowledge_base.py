@@ -1,4 +1,4 @@
-"""Knowledge-base retrieval: hybrid (vector + BM25 keyword) search fused by reciprocal rank.
+"""Knowledge-base retrieval: hybrid (vector + BM25 keyword) search ranked by one relevance score.
 
 On Atlas the vector half is `$vectorSearch` (index `vector_index`, path `embeddings`) and the
 keyword half is Atlas Search; on the embedded engine both run in process over the same chunk
@@ -9,27 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from dataclasses import dataclass, field
 
 import numpy as np
 import pymongo
 
 from services.core.errors import StartupError
 from services.retrieval import facets
+from services.retrieval.ranking import _CSHARP_FENCE, MAX_CHUNKS_PER_DOC, Passage, final_scores, select_diverse
 from services.retrieval.vector_index import VectorIndex
 from services.storage.database import CHUNKS, KB_META, Database
 
 log = logging.getLogger(__name__)
-RRF_K = 60
-MAX_CHUNKS_PER_DOC = 2
-# Final relevance = cosine + KEYWORD_WEIGHT * (BM25 / best BM25 of the query) + FACET_BOOST * (share of
-# the user's known filter facets the passage carries), clamped to 0-1. Chosen by measurement
-# (`python -m evals.retrieval`, README "Retrieval"): a convex score ranks better than RRF here
-# and gives every passage one comparable number, so `score` follows the list order.
-KEYWORD_WEIGHT = 0.15
-FACET_BOOST = 0.03
-_CSHARP_FENCE = re.compile(r"^(```|~~~)\s*(csharp|cs|c#)\b", re.M | re.I)
 REEMBED_COMMAND = "python main.py ingest kb --reembed"
 BULK_LOAD_SECONDS = 600.0
 FILTER_FIELDS = facets.FILTER_FIELDS
@@ -39,73 +29,6 @@ _PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 
 
 class KnowledgeBaseModelMismatch(StartupError):
     """The stored chunks were embedded by another model than the configured one."""
-
-
-@dataclass
-class Passage:
-    chunk_id: str
-    title: str
-    url: str
-    content: str
-    score: float
-    section: str = ""
-    tags: list[str] = field(default_factory=list)
-
-    def as_source(self) -> dict:
-        return {"title": self.title, "url": self.url, "score": round(self.score, 4)}
-
-
-def final_scores(cosine: dict[str, float], keyword: dict[str, float], chunks: dict[str, dict],
-                 prefs: dict[str, str]) -> dict[str, float]:
-    """The one relevance (0-1) passages are ranked by and reported with."""
-    best = max(keyword.values(), default=0.0) or 1.0
-    out = {}
-    for chunk_id, cos in cosine.items():
-        score = cos + KEYWORD_WEIGHT * keyword.get(chunk_id, 0.0) / best
-        if prefs:
-            score += FACET_BOOST * facets.matches(chunks.get(chunk_id, {}), prefs) / len(prefs)
-        out[chunk_id] = min(1.0, max(0.0, score))
-    return out
-
-
-def select_diverse(fused: list[str], chunks: dict[str, dict], k: int, *, prefer_code: bool = False) -> list[str]:
-    """Take fused ids in order, at most MAX_CHUNKS_PER_DOC per document so other articles get room.
-
-    With `prefer_code`, a document's extra slot is kept for one of its chunks with a C# block
-    when the candidates hold one (a "how do I" question wants the example, not more prose).
-    """
-    def doc_of(chunk_id: str) -> str:
-        return chunks[chunk_id].get("doc_id") or chunks[chunk_id].get("source_url") or chunk_id
-
-    def has_code(chunk_id: str) -> bool:
-        return bool(_CSHARP_FENCE.search(chunks[chunk_id].get("content") or ""))
-
-    code_docs = {doc_of(i) for i in fused if has_code(i)} if prefer_code else set()
-    picked: list[str] = []
-    per_doc: dict[str, int] = {}
-    for chunk_id in fused:
-        if len(picked) >= k:
-            break
-        doc = doc_of(chunk_id)
-        count = per_doc.get(doc, 0)
-        if count >= MAX_CHUNKS_PER_DOC:
-            continue
-        if count and doc in code_docs and not has_code(chunk_id):
-            continue
-        if has_code(chunk_id):
-            code_docs.discard(doc)
-        per_doc[doc] = count + 1
-        picked.append(chunk_id)
-    return picked
-
-
-def rrf_fuse(*rankings: list[str], k: int = RRF_K) -> list[str]:
-    """Reciprocal-rank fusion of several ranked id lists."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
-    return sorted(scores, key=lambda item: -scores[item])
 
 
 class KnowledgeBase:
@@ -121,6 +44,7 @@ class KnowledgeBase:
         self._bm25_ids: list[str] = []
         self._bm25_dirty = True
         self._facets: dict[str, set[str]] | None = None
+        self._named_cache: dict[tuple, frozenset[str]] = {}
         self.ready = False
 
     @property
@@ -220,6 +144,7 @@ class KnowledgeBase:
                 for field in known:
                     known[field].update(facets.key(v) for v in chunk.get(field) or ())
             self._facets = known
+            self._named_cache = {}
         return self._facets
 
     def _keyword_scores(self, query: str, limit: int) -> dict[str, float]:
@@ -246,13 +171,39 @@ class KnowledgeBase:
         pool = max(k * 4, 20)
         keyword = self._keyword_scores(query, pool)
         candidates = [chunk_id for chunk_id, _ in self.index.search(vector, pool)] + list(keyword)
+        if prefs:  # the passages the user's filters name join the candidates even when they rank lower
+            candidates += [chunk_id for chunk_id, _ in self.index.search(vector, k * 2, self._named(prefs).__contains__)]
         cosine = self.index.cosines(list(dict.fromkeys(candidates)), vector)
         scores = final_scores(cosine, keyword, self._chunks, prefs)
         ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
         picked = select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)
+        picked = self._with_preferred(picked, ranked, prefs, k)
         if prefer_code and picked:
             picked = self._with_top_example(picked, vector, keyword, prefs, scores, k)
         return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id]) for chunk_id in picked]
+
+    def _named(self, prefs: dict[str, str]) -> frozenset[str]:
+        """Chunk ids carrying at least one of the preferred facets exactly (cached until the next write)."""
+        cache_key = tuple(sorted(prefs.items()))
+        if self._facets is None or cache_key not in self._named_cache:
+            self.known_facets()
+            self._named_cache[cache_key] = frozenset(
+                c for c, chunk in self._chunks.items() if facets.matches(chunk, prefs, strict=True))
+        return self._named_cache[cache_key]
+
+    def _with_preferred(self, picked: list[str], ranked: list[str], prefs: dict[str, str], k: int) -> list[str]:
+        """When no passage carries the library/provider the user chose, the best one that does takes the last
+        place (scores stay in order: it ranks below the others). The floor still applies downstream."""
+        named = {field: value for field, value in prefs.items() if field != "dotnet_versions"}
+        if not named or not picked:
+            return picked
+        strict = lambda c: facets.matches(self._chunks.get(c, {}), named, strict=True) > 0  # noqa: E731
+        if any(strict(c) for c in picked):
+            return picked
+        best = next((c for c in ranked if strict(c) and c not in picked), None)
+        if best is None:
+            return picked
+        return [*picked[: k - 1], best]
 
     def _with_top_example(self, picked: list[str], vector: np.ndarray, keyword: dict[str, float],
                           prefs: dict[str, str], scores: dict[str, float], k: int) -> list[str]:
