@@ -84,6 +84,8 @@ class HealthResponse(BaseModel):
     timestamp: dt.datetime
     environment: str
     components: dict[str, ComponentStatus]
+    kb_oldest_verified: dt.date | None = Field(
+        default=None, description="The oldest `verified` date among the knowledge base's articles (None: none dated).")
 
 
 class ErrorResponse(BaseModel):

@@ -150,7 +150,9 @@ def write_markdown(path: Path, *, run: dict, summary: dict, categories: list[dic
         out.append(f"| {key} | {_fmt(summary.get(key))} | {bound} | {target} | {status} |")
     out += ["", f"Cases: {summary['chat_cases']} chat ({summary['chat_graded']} graded, {summary['chat_skipped']} skipped, "
             f"{summary['ood_cases']} out-of-domain), {summary['categorization_cases']} categorization. "
-            f"Median answer time {_fmt(summary['median_seconds'])} s.", "", "![scores](chart.png)", "",
+            f"Median answer time {_fmt(summary['median_seconds'])} s. "
+            f"Answers citing an article verified over 180 days ago (reported, not a gate): "
+            f"{summary.get('answers_citing_stale_articles', 0)}.", "", "![scores](chart.png)", "",
             "## Per category", "", "| category | cases | " + " | ".join(label.replace("@k", f"@{k}") for _, label in GRADERS) + " |",
             "|---|---|" + "---|" * len(GRADERS)]
     for row in categories:

@@ -157,19 +157,38 @@ class ChatResult:
         return self.status == "graded" and not self.failures
 
 
-_CODE_BY_URL: dict[str, bool] | None = None
+FRESHNESS_DAYS = 180  # the default KB_FRESHNESS_DAYS: citing an article verified longer ago is reported
+_ARTICLES: dict | None = None
 
 
-def source_has_code(url: str) -> bool:
-    """Whether the knowledge-base article at `url` (shipped or held out) holds a C# example."""
-    global _CODE_BY_URL
-    if _CODE_BY_URL is None:
+def _article(url: str):
+    """The knowledge-base article (shipped or held out) whose source_url is `url`, if any."""
+    global _ARTICLES
+    if _ARTICLES is None:
         from services.retrieval.corpus import DEFAULT_KB_DIR, load_articles
 
         heldout = Path(__file__).resolve().parent / "heldout" / "kb"
         articles = load_articles(DEFAULT_KB_DIR)[0] + (load_articles(heldout)[0] if heldout.is_dir() else [])
-        _CODE_BY_URL = {a.source_url: g.has_csharp_block(a.body) for a in articles}
-    return _CODE_BY_URL.get(url, False)
+        _ARTICLES = {a.source_url: a for a in articles}
+    return _ARTICLES.get(url)
+
+
+def source_has_code(url: str) -> bool:
+    """Whether the knowledge-base article at `url` holds a C# example."""
+    article = _article(url)
+    return bool(article) and g.has_csharp_block(article.body)
+
+
+def cites_stale(cited: list[str], *, today=None) -> bool:
+    """Whether the answer cites an article whose `verified` date is older than the freshness limit (or missing)."""
+    import datetime as dt
+
+    limit = (today or dt.date.today()) - dt.timedelta(days=FRESHNESS_DAYS)
+    for url in cited:
+        article = _article(url)
+        if article is not None and (article.verified is None or article.verified < limit):
+            return True
+    return False
 
 
 def grade_chat(case: ChatCase, transcript: Transcript, *, k: int = 5) -> ChatResult:
@@ -209,6 +228,7 @@ def grade_chat(case: ChatCase, transcript: Transcript, *, k: int = 5) -> ChatRes
         s["facts"], result.missing_facts = g.facts_score(answer, case.expected_facts)
         if s["facts"] < FACTS_PASS:
             result.failures.append(f"missing facts: {result.missing_facts}")
+    s["cites_stale"] = float(cites_stale(grounding.cited))  # reported, never a gate: a clock must not break CI
     top = transcript.kb_source_urls[0] if transcript.kb_source_urls else None
     code = g.code_when_asked(case.question, answer, bool(top) and source_has_code(top))
     if code is not None:

@@ -53,6 +53,7 @@ def summarize(chat: list[ChatResult], tags: list[TagResult], *, k: int = 5) -> d
         "cited_when_relevant": g.mean(_values(chat, "cited_when_relevant")),
         "facts": g.mean(_values(chat, "facts")),
         "code_when_asked": g.mean(_values(chat, "code_when_asked")),
+        "answers_citing_stale_articles": int(sum(_values(chat, "cites_stale"))),
         "abstention_accuracy": g.mean(_values(chat, "abstention_correct")),
         "ood_cases": len(ood),
         "ood_abstention_rate": g.mean([r.scores["abstained"] for r in ood]),

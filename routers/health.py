@@ -25,9 +25,13 @@ async def health(database: DatabaseDep, kb: KnowledgeBaseDep, settings: Settings
         "model": ComponentStatus(ready=True, detail=settings.model_mode),
     }
     status = "healthy" if all(c.ready for c in components.values()) else "degraded"
+    try:
+        oldest = await kb.oldest_verified()
+    except Exception:  # a probe must answer even when this extra read fails
+        oldest = None
     return HealthResponse(status=status, version=VERSION, timestamp=dt.datetime.now(dt.timezone.utc),
                           environment="development" if settings.is_development else "production",
-                          components=components)
+                          components=components, kb_oldest_verified=oldest)
 
 
 STATIC_INDEX = Path(__file__).resolve().parent.parent / "static" / "index.html"

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python main.py", description="C# AI Buddy API: serve it (the default), or fill its collections.",
         epilog="Exit status: 0 ok, 1 some inputs skipped, 2 usage error or fatal problem "
                "(data dir in use, knowledge base built by another embedding model).")
-    commands = parser.add_subparsers(dest="command", metavar="{serve,ingest,seed}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,ingest,seed,kb}")
     serve = commands.add_parser("serve", help="run the API server (also what bare `python main.py` does)")
     serve.add_argument("--host", help="bind address (default HOST, else 127.0.0.1 in development, 0.0.0.0 in production)")
     serve.add_argument("--port", type=int, help="port (default PORT, else 8000)")
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     samples = kinds.add_parser("samples", help="JSON files of samples → samples (upserted by id)")
     samples.add_argument("sources", nargs="+", help="JSON array of samples")
     commands.add_parser("seed", help="load the shipped knowledge base, news and samples")
+    kb_cmd = commands.add_parser("kb", help="knowledge-base maintenance")
+    kb_actions = kb_cmd.add_subparsers(dest="action", required=True)
+    audit = kb_actions.add_parser("audit", help="list stale (verified too long ago), undated and duplicate articles")
+    audit.add_argument("folders", nargs="*", help="article folders (default: the shipped data/kb)")
+    audit.add_argument("--max-age-days", type=int, default=None, help="default KB_FRESHNESS_DAYS (180)")
     return parser
 
 
@@ -100,6 +105,8 @@ async def run_command(argv: list[str], *, settings: Settings | None = None, out:
     from services.retrieval.knowledge_base import KnowledgeBaseModelMismatch
 
     args = build_parser().parse_args(argv)
+    if args.command == "kb":
+        return _kb_audit(args, settings or Settings(), out)
     if args.command in (None, "serve"):
         print("serve: run `python main.py` (the server is started by main.py)", file=sys.stderr)
         return EXIT_FATAL
@@ -139,6 +146,34 @@ def run_cli(argv: list[str]) -> int:
 
 
 # --- commands -------------------------------------------------------------------------------------
+
+
+def _kb_audit(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Exit 0 when every article is dated, fresh and unique; 1 when something needs a maintainer."""
+    import datetime as dt
+
+    from services.ingest.audit import audit_articles
+    from services.retrieval.corpus import DEFAULT_KB_DIR, load_articles
+
+    articles, problems = [], []
+    for folder in [Path(f) for f in args.folders] or [DEFAULT_KB_DIR]:
+        found, bad = load_articles(folder)
+        articles += found
+        problems += bad
+    days = args.max_age_days if args.max_age_days is not None else settings.kb_freshness_days
+    report = audit_articles(articles, today=dt.date.today(), max_age_days=days)
+    for problem in problems:
+        print(f"unreadable: {problem}", file=out)
+    for doc_id, verified in report.stale:
+        print(f"stale: {doc_id} (verified {verified.isoformat()}, older than {days} days)", file=out)
+    for doc_id in report.undated:
+        print(f"undated: {doc_id} (no `verified:` in its front matter)", file=out)
+    for a, b, why in report.duplicates:
+        print(f"duplicate: {a} ~ {b} ({why})", file=out)
+    oldest = report.oldest.isoformat() if report.oldest else "none"
+    print(f"kb audit: {len(articles)} articles, {len(report.stale)} stale, {len(report.undated)} undated, "
+          f"{len(report.duplicates)} duplicate pair(s); oldest verification {oldest}", file=out)
+    return EXIT_OK if report.clean and not problems else EXIT_SKIPPED
 
 
 async def _seed(run: Run, settings: Settings, database: Any, stack: AsyncExitStack) -> None:

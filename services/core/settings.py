@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     hnsw_threshold: int = 20_000  # exact search below this many chunks
     retrieval_top_k: int = 5
     min_relevance: float = 0.35
+    kb_freshness_days: int = 180  # `kb audit` and /health flag articles verified longer ago than this
 
     # chat
     history_max_items: int = 20  # of a client's `history`, the newest items kept for the model

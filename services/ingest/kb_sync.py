@@ -88,6 +88,7 @@ async def sync_articles(
             {"doc_id": article.doc_id},
             {"$set": {"doc_id": article.doc_id, "origin": origin, "title": article.title,
                       "source_url": article.source_url, "content_hash": article.content_hash,
+                      "verified": article.verified.isoformat() if article.verified else None,
                       "chunks": len(docs), "updated_at": now}},
             upsert=True,
         )

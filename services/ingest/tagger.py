@@ -24,10 +24,18 @@ EVALUATION = "Microsoft.Extensions.AI.Evaluation"
 TOKENIZERS = "Microsoft.ML.Tokenizers"
 MCP = "Model Context Protocol SDK"
 AZURE_INFERENCE = "Azure AI Inference"
+SK_AGENTS = "Semantic Kernel Agents"
+SK_PROCESS = "Semantic Kernel Process Framework"
+AUTOGEN = "AutoGen"
+OLLAMASHARP = "OllamaSharp"
+AWS = "AWS SDK for .NET"
+GOOGLE = "Google Cloud .NET SDK"
+FOUNDRY = "Azure AI Foundry SDK"
 
 # The `ai_library` vocabulary of the knowledge base, in the order tags are returned.
-VOCABULARY: tuple[str, ...] = (MEAI, SK, MAF, MLNET, OPENAI_SDK, AZURE_OPENAI_SDK, ONNX, VECTOR_DATA,
-                               EVALUATION, TOKENIZERS, MCP, AZURE_INFERENCE)
+VOCABULARY: tuple[str, ...] = (MEAI, SK, SK_AGENTS, SK_PROCESS, MAF, AUTOGEN, MLNET, OPENAI_SDK, AZURE_OPENAI_SDK,
+                               ONNX, VECTOR_DATA, EVALUATION, TOKENIZERS, MCP, AZURE_INFERENCE, OLLAMASHARP, AWS,
+                               GOOGLE, FOUNDRY)
 
 _I = re.IGNORECASE
 # A package id continues with ".Word"; stop a shorter id from matching a longer one's prefix.
@@ -49,6 +57,17 @@ _RULES: list[tuple[str, int, tuple[str, ...]]] = [
     (r"Microsoft\.ML\.OnnxRuntime(?:GenAI)?(?:\.\w+)*", _I, (ONNX,)),
     (r"Microsoft\.ML\.OnnxTransformer", _I, (MLNET, ONNX)),
     (r"Microsoft\.Agents\.AI(?:\.\w+)*", _I, (MAF,)),
+    (r"Microsoft\.SemanticKernel\.Agents(?:\.\w+)*", _I, (SK, SK_AGENTS)),
+    (r"Microsoft\.SemanticKernel\.Process(?:\.\w+)*", _I, (SK, SK_PROCESS)),
+    (r"Microsoft\.SemanticKernel\.Connectors\.Ollama\b", _I, (SK, OLLAMASHARP)),
+    (r"\bAutoGen\.(?:Core|OpenAI|SemanticKernel|Ollama|Mistral|Anthropic|Gemini|LMStudio|AzureAIInference|"
+     r"DotnetInteractive|SourceGenerator|WebAPI)\b|\bAutoGen(?:\s+for)?\s+\.NET\b|\bAutoGen\.Net\b", _I, (AUTOGEN,)),
+    (r"\bAWSSDK\.\w+|\bAWS\.Bedrock\.MEAI\b|\bAmazonBedrockRuntimeClient\b|\bIAmazonBedrockRuntime\b|"
+     r"\bAWS\s+SDK\s+for\s+\.NET\b", _I, (AWS,)),
+    (r"\bGoogle\.GenAI\b|\bGoogle\.Cloud\.AIPlatform(?:\.\w+)*|\bPredictionServiceClient\b", 0, (GOOGLE,)),
+    (r"\bAzure\.AI\.Projects\b|\bAIProjectClient\b|\bAzure\.AI\.Agents\.Persistent\b|\bPersistentAgentsClient\b",
+     0, (FOUNDRY,)),
+    (r"\bOllamaSharp\b|\bOllamaApiClient\b", 0, (OLLAMASHARP,)),
     (r"Microsoft\.SemanticKernel(?:\.\w+)*", _I, (SK,)),
     (r"Microsoft\.Extensions\.AI(?:\.Abstractions)?" + _END, _I, (MEAI,)),
     (r"Microsoft\.Extensions\.ML" + _END, _I, (MLNET,)),
@@ -57,7 +76,11 @@ _RULES: list[tuple[str, int, tuple[str, ...]]] = [
     (r"Azure\.AI\.Inference(?:\.\w+)*", _I, (AZURE_INFERENCE,)),
     (r"ModelContextProtocol(?:\.\w+)*", _I, (MCP,)),
     # product names; "Semantic Kernel Agent Framework" is Semantic Kernel's agent API, not MAF
-    (r"Semantic\s+Kernel(?:'s)?\s+Agent\s+Framework", _I, (SK,)),
+    (r"Semantic\s+Kernel(?:'s)?\s+Agents?(?:\s+Framework)?\b", _I, (SK, SK_AGENTS)),
+    (r"Semantic\s+Kernel(?:'s)?\s+Process(?:\s+Framework)?\b", _I, (SK, SK_PROCESS)),
+    (r"\bKernelProcessStep\b|\bProcessBuilder\b|\bKernelProcess\b", 0, (SK, SK_PROCESS)),
+    (r"\bChatCompletionAgent\b|\bAgentGroupChat\b|\bAzureAIAgent\b|\bOpenAIResponseAgent\b|"
+     r"\bOpenAIAssistantAgent\b|\bChatHistoryAgentThread\b", 0, (SK, SK_AGENTS)),
     (r"Semantic\s+Kernel|SemanticKernel", _I, (SK,)),
     (r"Microsoft\s+Agent\s+Framework", _I, (MAF,)),
     (r"\bAgent\s+Framework\b", 0, (MAF,)),  # capitalised: the product, not "an agent framework"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class Article:
     ai_providers: list[str] = field(default_factory=list)
     dotnet_versions: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
+    verified: dt.date | None = None  # when a maintainer last checked it against the library's current docs/source
+    applies_to: str = ""  # the package / .NET versions it was checked against
 
     @property
     def tags(self) -> list[str]:
@@ -39,7 +42,8 @@ class Article:
 
     @property
     def content_hash(self) -> str:
-        payload = "\n".join([self.title, self.source_url, "|".join(self.tags), self.body])
+        payload = "\n".join([self.title, self.source_url, "|".join(self.tags), self.body,
+                             self.verified.isoformat() if self.verified else "", self.applies_to])
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -96,7 +100,23 @@ def parse_article(text: str, *, doc_id: str) -> Article:
         ai_providers=_split_list(meta.get("ai_provider")),
         dotnet_versions=[normalise_dotnet(v) for v in _split_list(meta.get("dotnet_version"))],
         keywords=_split_list(meta.get("tags")),
+        verified=_date(meta.get("verified"), doc_id),
+        applies_to=str(meta.get("applies_to") or "").strip(),
     )
+
+
+def _date(value: object, doc_id: str) -> dt.date | None:
+    """`verified: YYYY-MM-DD` (YAML may already have parsed it into a date)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ArticleError(f"{doc_id}: 'verified' must be a date like 2026-11-30") from None
 
 
 def load_articles(folder: Path = DEFAULT_KB_DIR) -> tuple[list[Article], list[str]]:

@@ -17,7 +17,7 @@ from services.core.errors import StartupError
 from services.retrieval import facets
 from services.retrieval.ranking import _CSHARP_FENCE, MAX_CHUNKS_PER_DOC, Passage, final_scores, select_diverse
 from services.retrieval.vector_index import VectorIndex
-from services.storage.database import CHUNKS, KB_META, Database
+from services.storage.database import CHUNKS, KB_DOCUMENTS, KB_META, Database
 
 log = logging.getLogger(__name__)
 REEMBED_COMMAND = "python main.py ingest kb --reembed"
@@ -118,6 +118,11 @@ class KnowledgeBase:
                 self._chunks.pop(chunk_id, None)
             self._bm25_dirty = True
             self._facets = None
+
+    async def oldest_verified(self) -> str | None:
+        """The oldest `verified` date (ISO) of the stored articles, for /health."""
+        docs = await self._db[KB_DOCUMENTS].find({"verified": {"$type": "string"}}, {"verified": 1}).to_list()
+        return min((d["verified"] for d in docs), default=None)
 
     @property
     def size(self) -> int:
