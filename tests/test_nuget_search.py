@@ -16,9 +16,8 @@ from nuget_search import (
     NuGetNotFoundError,
     NuGetSearchResult,
     NuGetUnavailableError,
-    format_details_for_agent,
-    format_search_for_agent,
 )
+from services.agent.nuget_format import format_details_for_agent, format_search_for_agent
 from tests.nuget_standin import NuGetStandin, closed_port_url, nuget_standin, start_nuget_standin, stop_nuget_standin
 
 pytestmark = pytest.mark.asyncio

@@ -12,7 +12,8 @@ import logging
 
 from agents import RunContextWrapper, function_tool
 
-from nuget_search import NuGetError, format_details_for_agent, format_search_for_agent
+from nuget_search import NuGetError
+from services.agent.nuget_format import format_details_for_agent, format_search_for_agent
 from services.agent.context import ChatContext
 from services.agent.tool_results import ToolResult
 from services.core.settings import Settings
