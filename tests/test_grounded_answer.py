@@ -51,3 +51,20 @@ def test_tool_outputs_are_read_from_json_mcp_parts_and_errors():
     assert mcp.results[0]["url"] == "https://l.example"
     failed = parse_tool_output("search_nuget_packages", json.dumps({"error": "NuGet is down"}))
     assert failed.error == "NuGet is down" and failed.results == []
+
+
+def test_a_block_that_announces_a_list_brings_the_list():
+    content = ("An IChatClient exposes two main operations:\n\n- GetResponseAsync returns the whole answer.\n"
+               "- GetStreamingResponseAsync streams the chat response as updates.\n\nUnrelated closing words here.")
+    answer = compose_answer("What operations does IChatClient expose for streaming chat?",
+                            [kb(passage("https://a.example", content))], min_relevance=0.35)
+    assert "- GetStreamingResponseAsync streams" in answer and "- GetResponseAsync" in answer
+
+
+def test_hard_wrapped_paragraphs_are_read_as_one_and_dangling_openers_get_their_antecedent():
+    content = ("Caching middleware stores each answer keyed by the\nrequest, so an identical question\nis served "
+               "without a model call.\n\nThis saves money when users repeat the same question about caching.")
+    answer = compose_answer("How does caching save money on repeated questions?",
+                            [kb(passage("https://a.example", content))], min_relevance=0.35)
+    assert "keyed by the request, so an identical question is served" in answer
+    assert answer.index("Caching middleware") < answer.index("This saves money")

@@ -27,11 +27,19 @@ async def test_each_library_has_a_recognised_alias(text, expected):
 
 
 async def test_every_vocabulary_tag_is_reachable():
-    samples = ["Microsoft.Extensions.AI", "Semantic Kernel", "Microsoft Agent Framework", "ML.NET",
-               "openai-dotnet", "Azure.AI.OpenAI", "ONNX Runtime", "Microsoft.Extensions.VectorData",
-               "Microsoft.Extensions.AI.Evaluation", "Microsoft.ML.Tokenizers", "ModelContextProtocol",
-               "Azure.AI.Inference"]
-    assert [tag_text(s) for s in samples] == [[tag] for tag in VOCABULARY]
+    samples = {"Microsoft.Extensions.AI": tagger.MEAI, "Semantic Kernel": tagger.SK,
+               "Microsoft.SemanticKernel.Agents.Core": tagger.SK_AGENTS, "KernelProcessStep": tagger.SK_PROCESS,
+               "Microsoft Agent Framework": tagger.MAF, "AutoGen.Core": tagger.AUTOGEN, "ML.NET": tagger.MLNET,
+               "openai-dotnet": tagger.OPENAI_SDK, "Azure.AI.OpenAI": tagger.AZURE_OPENAI_SDK,
+               "ONNX Runtime": tagger.ONNX, "Microsoft.Extensions.VectorData": tagger.VECTOR_DATA,
+               "Microsoft.Extensions.AI.Evaluation": tagger.EVALUATION, "Microsoft.ML.Tokenizers": tagger.TOKENIZERS,
+               "ModelContextProtocol": tagger.MCP, "Azure.AI.Inference": tagger.AZURE_INFERENCE,
+               "OllamaSharp": tagger.OLLAMASHARP, "AWSSDK.BedrockRuntime": tagger.AWS,
+               "Google.GenAI": tagger.GOOGLE, "Azure.AI.Projects": tagger.FOUNDRY}
+    found = {tag for text in samples for tag in tag_text(text)}
+    assert found == set(VOCABULARY)
+    for text, tag in samples.items():  # SK's agents and processes are also Semantic Kernel
+        assert tag in tag_text(text) and set(tag_text(text)) <= {tag, tagger.SK}, text
 
 
 async def test_longer_package_ids_are_not_counted_as_their_prefix():
@@ -39,7 +47,7 @@ async def test_longer_package_ids_are_not_counted_as_their_prefix():
     assert tag_text("Add Microsoft.Extensions.AI.Evaluation.Quality to the tests") == [tagger.EVALUATION]
     assert tag_text("Microsoft.ML.Tokenizers counts tokens") == [tagger.TOKENIZERS]
     assert tag_text("Microsoft.ML.OnnxRuntimeGenAI.DirectML runs Phi-3") == [tagger.ONNX]
-    assert tag_text("The Semantic Kernel Agent Framework has ChatCompletionAgent") == [tagger.SK]
+    assert tag_text("The Semantic Kernel Agent Framework has ChatCompletionAgent") == [tagger.SK, tagger.SK_AGENTS]
 
 
 async def test_bridge_packages_carry_both_libraries_in_vocabulary_order():

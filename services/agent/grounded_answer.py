@@ -170,6 +170,14 @@ def _lead(question: str, blocks: list[Block], wanted: dict[str, float]) -> list[
     # a list item rarely stands alone: keep its neighbours of the same list
     if best.kind == "list":
         chosen = [b for b in prose if b.kind == "list" and abs(b.index - best.index) <= 3] or chosen
+    # "... two main operations:" announces what follows: bring the list (or table) it introduces
+    for block in list(chosen):
+        if block.text.rstrip().endswith(":"):
+            following = [b for b in blocks if b.index > block.index]
+            for nxt in following:
+                if nxt.kind not in ("list", "table") or nxt in chosen:
+                    break
+                chosen.append(nxt)
     out, size = [], 0
     for block in sorted(chosen, key=lambda b: b.index):
         if size and size + len(block.text) > MAX_LEAD_CHARS:
