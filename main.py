@@ -20,22 +20,25 @@ if TYPE_CHECKING:
     from agents.models.interface import Model
 
     from services.retrieval.embeddings import Embedder
+    from services.storage.database import Database
 
 log = logging.getLogger("csharp_ai_buddy")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: Settings | None = None, *, model: Model | None = None, embedder: Embedder | None = None,
-               clock: Callable[[], float] | None = None) -> FastAPI:
+               clock: Callable[[], float] | None = None, database: Database | None = None) -> FastAPI:
     """Build the FastAPI app; every client is opened in the lifespan from `settings`.
 
     `model` replaces the configured model (e.g. `agents.testing.ScriptedModel`), `embedder` the
-    configured embedder (tests share one loaded model), `clock` the rate limits' monotonic clock.
+    configured embedder (tests share one loaded model), `clock` the rate limits' monotonic clock,
+    `database` an already open database the caller owns (tests run two apps on one, as two workers).
     """
     settings = settings or Settings()
     from services.lifespan import open_services
 
-    overrides = {k: v for k, v in (("model", model), ("embedder", embedder), ("clock", clock)) if v is not None}
+    overrides = {k: v for k, v in (("model", model), ("embedder", embedder), ("clock", clock), ("database", database))
+                 if v is not None}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
         lifespan=lifespan,
         docs_url=None,  # served by web/docs.py with assets from a pinned package: no CDN, works offline
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,  # DOCS_ENABLED=false: no schema, no docs
     )
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
@@ -65,7 +69,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
     from web.metrics_middleware import MetricsMiddleware
 
     # Added before CORS so CORS stays outermost: a 413 still carries the CORS headers a browser needs.
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(BodyLimitMiddleware, read_timeout_seconds=settings.body_read_timeout_seconds)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)
@@ -91,9 +95,19 @@ def serve(settings: Settings) -> int:
 
     from services.cli import EXIT_STARTUP
 
+    from web.server_timeouts import uvicorn_options
+
+    options = {**uvicorn_options(settings), **_event_loop()}
+    workers = settings.workers
+    if workers > 1 and settings.uses_embedded_store:
+        log.warning("WORKERS=%d ignored: the embedded database serves one process, so one worker runs; set "
+                    "MONGODB_URI (MongoDB/Atlas) to run several", workers)
+        workers = 1
+    if workers > 1:
+        return _serve_workers(settings, workers, options)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(_OneLineStartupFailures(app), host=settings.bind_host, port=settings.port,
-                                           log_level="info", lifespan="on"))
+                                           log_level="info", lifespan="on", **options))
     try:
         server.run()
     except SystemExit:  # uvicorn exits with 3 on a failed start-up; we say why and use our code
@@ -103,6 +117,55 @@ def serve(settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_STARTUP
     return 0 if server.started else EXIT_STARTUP
+
+
+def _event_loop() -> dict:
+    """uvloop when installed (requirements.txt): ~the same code, less CPU per streamed event (README "Capacity")."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"loop": "uvloop"}
+
+
+def _serve_workers(settings: Settings, workers: int, options: dict) -> int:
+    """`workers` processes under uvicorn's supervisor, each building its app from the environment.
+
+    uvicorn's own multiprocess mode (not gunicorn): no second server package or config, the same
+    protocol options and timeouts as one process, and its supervisor pings and restarts dead workers.
+    Each worker runs `create_worker_app` (import string + factory: spawned processes cannot be handed
+    an app object), which reads `Settings()` from the environment like this process did.
+    """
+    import os
+
+    import uvicorn
+
+    os.environ["HOST"], os.environ["PORT"] = settings.bind_host, str(settings.port)  # the CLI's overrides too
+    options = {**options, "http": _worker_protocol(options.get("http"))}
+    log.info("starting %d workers (MONGODB_URI: shared store; MAX_CONCURRENT_CHATS=%d each)", workers,
+             settings.max_concurrent_chats)
+    uvicorn.run("main:create_worker_app", factory=True, workers=workers, host=settings.bind_host, port=settings.port,
+                log_level="info", lifespan="on", **options)
+    return 0
+
+
+def _worker_protocol(protocol):
+    # A worker gets its options by pickling; uvicorn_options' per-settings subclass does not pickle, so
+    # workers get the importable class and `create_worker_app` sets the timeout from the settings.
+    from web.server_timeouts import TimedH11Protocol
+
+    if isinstance(protocol, type) and issubclass(protocol, TimedH11Protocol):
+        return TimedH11Protocol
+    return protocol
+
+
+def create_worker_app() -> "_OneLineStartupFailures":
+    """One worker's app (`WORKERS` > 1): settings from the environment, the head timeout from them."""
+    settings = Settings()
+    from web.server_timeouts import TimedH11Protocol
+
+    TimedH11Protocol.head_timeout_seconds = max(float(settings.body_read_timeout_seconds), 0.1)
+    return _OneLineStartupFailures(create_app(settings))
 
 
 class _OneLineStartupFailures:

@@ -62,8 +62,10 @@ class ConversationTurn(BaseModel):
     assistant: str
     sources: list[Source] = Field(default_factory=list)
     filters: dict[str, Any] = Field(default_factory=dict)
-    status: str
+    status: str = Field(description="completed, or failed (then `error` says what the person was told)")
     timestamp: UtcDatetime
+    usage: dict[str, int] | None = Field(default=None, description="Model tokens: input_tokens, output_tokens, total_tokens")
+    error: str | None = None
 
 
 class Conversation(BaseModel):

@@ -74,7 +74,7 @@ class LiveServer:
                         return self
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"the server was not ready in {timeout}s:\n{self.log_tail()}")
 

@@ -16,47 +16,14 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from e2eTests.browser_support import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, LiveServer, StandInSite, ndjson,
-                                      snapshot_data_dir, split_bytes, status, stream, unexpected, watch_console)
-from services.storage.database import FEEDBACK, USERS, open_database
+from e2eTests.browser_support import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, StandInSite, ndjson, split_bytes, status,
+                                      stream, unexpected, watch_console)
+from services.storage.database import FEEDBACK, open_database
 from tests.utils.app import CHAT_QUESTION, make_settings
 
 SPAN_RE = re.compile(r"^[0-9a-f]{16}$")
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ANSWER_TIMEOUT = 60_000  # ms; the offline model answers in about a second once warm
-
-
-@pytest.fixture(scope="module")
-def dev_server(live_server_process, tmp_path_factory):
-    """A private real server (development mode) that the feedback test may stop to read its store.
-
-    It starts from a snapshot of the shared server's data dir, so the knowledge base is not seeded twice.
-    """
-    root = tmp_path_factory.mktemp("dev-server")
-    snapshot_data_dir(live_server_process.data_dir, root / "data")
-    server = LiveServer(root).wait_ready()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def prod_server(tmp_path_factory):
-    """The real app in production mode, with one enabled and one disabled magic key registered."""
-    import asyncio
-
-    root = tmp_path_factory.mktemp("prod-server")
-
-    async def register_keys():
-        database = await open_database(make_settings(root, data_dir=root / "data"))
-        try:
-            await database[USERS].insert_one({"_id": "e2e-valid-key"})
-            await database[USERS].insert_one({"_id": "e2e-disabled-key", "is_enabled": False})
-        finally:
-            await database.close()
-
-    asyncio.run(register_keys())
-    server = LiveServer(root, ENVIRONMENT="production", SEED_ON_STARTUP="false").wait_ready()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

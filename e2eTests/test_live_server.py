@@ -13,6 +13,8 @@ import pytest
 
 from tests.utils.app import CHAT_QUESTION
 
+pytestmark = pytest.mark.slow  # `python main.py` as a real process
+
 
 @pytest.fixture
 async def http(live_server):

@@ -8,21 +8,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from models import ComponentStatus, HealthResponse
-from routers.deps import DatabaseDep, KnowledgeBaseDep, SettingsDep
+from routers.deps import DatabaseDep, KnowledgeBaseDep, ModelProbeDep, SettingsDep
 from services.core.settings import VERSION
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(database: DatabaseDep, kb: KnowledgeBaseDep, settings: SettingsDep) -> HealthResponse:
-    """Report the service's version and whether store, index, embedder and model are ready."""
+async def health(database: DatabaseDep, kb: KnowledgeBaseDep, settings: SettingsDep, probe: ModelProbeDep,
+                 deep: bool = False) -> HealthResponse:
+    """Report the service's version and whether store, index, embedder and model are ready (`deep`: ask the model)."""
     store_ok = await database.ping()
+    model = await probe.check() if deep else probe.unchecked()
     components = {
         "store": ComponentStatus(ready=store_ok, detail="embedded" if database.embedded else "mongodb"),
         "index": ComponentStatus(ready=kb.ready, detail=f"{kb.index.kind}, {kb.size} chunks" if kb.local else "atlas vector search"),
         "embedder": ComponentStatus(ready=kb.embedder is not None, detail=kb.embedder.model_id),
-        "model": ComponentStatus(ready=True, detail=settings.model_mode),
+        "model": ComponentStatus(ready=model.ready, detail=model.detail),
     }
     status = "healthy" if all(c.ready for c in components.values()) else "degraded"
     try:

@@ -1,11 +1,11 @@
 """GET /api/news (pages of news, newest first) and GET /api/news/rss (the same news as RSS 2.0)."""
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from models import UtcDatetime
-from routers.deps import ContentDep, DatabaseDep
+from routers.deps import ContentDep, DatabaseDep, SettingsDep
 from services.content.cache import MAX_SEARCH_CHARS
 from services.content.news import list_news, rss_feed
 
@@ -46,8 +46,10 @@ async def read_news(
 
 
 @router.get("/rss", response_class=Response, responses={200: {"content": {"application/rss+xml": {}}}})
-async def news_rss(request: Request, database: DatabaseDep, content: ContentDep) -> Response:
+async def news_rss(database: DatabaseDep, content: ContentDep, settings: SettingsDep) -> Response:
     """The latest 50 feed-sourced news items as an RSS 2.0 feed."""
-    body = await rss_feed(database=database, view=content.news,
-                          site_url=str(request.base_url), feed_url=str(request.url_for("news_rss")))
+    # Links come from PUBLIC_BASE_URL, never from the Host header: a cached feed must not carry a
+    # visitor-chosen address to everyone else.
+    body = await rss_feed(database=database, view=content.news, site_url=settings.site_url + "/",
+                          feed_url=settings.site_url + router.prefix + "/rss")
     return Response(body, media_type=RSS_MEDIA_TYPE, headers={"Cache-Control": "public, max-age=300"})

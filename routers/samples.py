@@ -57,9 +57,9 @@ async def read_tags(database: DatabaseDep, content: ContentDep) -> dict:
     return {"tags": await sample_tags(database=database, view=content.samples)}
 
 
-@router.get("/{sample_id}", response_model=Sample, responses={404: {"model": ErrorResponse}})
+@router.get("/{sample_id:path}", response_model=Sample, responses={404: {"model": ErrorResponse}})
 async def read_sample(database: DatabaseDep, content: ContentDep, sample_id: str = Path(min_length=1, max_length=MAX_ID_CHARS)) -> dict:
-    """One sample by its id."""
+    """One sample by its id (ids may contain `/`, e.g. `owner/repo`)."""
     sample = await get_sample(database=database, view=content.samples, sample_id=sample_id)
     if sample is None:
         raise NotFound("Sample not found")

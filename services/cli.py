@@ -5,11 +5,14 @@
     python main.py ingest news <feed file | feed URL> ... [--feed-url URL] [--timeout S]
     python main.py ingest samples <file.json> ...
     python main.py seed                           # the shipped knowledge base, news and samples
+    python main.py keys add [--note TEXT] | disable KEY | enable KEY | list   # magic keys (stored hashed)
 
 Storage and embedder are opened from the same settings as the app (no agent or model is built).
 Each input shows a progress bar; bad inputs are reported and skipped; a summary line ends the
 run. Exit status: 0 when every input was used, 1 when some were skipped, 2 for usage errors and
-fatal problems (database in use, embedding model mismatch).
+fatal problems (database in use, embedding model mismatch, embeddings endpoint unreachable,
+re-embed interrupted: it builds the new vectors aside, so the previous ones keep serving and a new
+run resumes).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python main.py", description="C# AI Buddy API: serve it (the default), or fill its collections.",
         epilog="Exit status: 0 ok, 1 some inputs skipped, 2 usage error or fatal problem "
                "(data dir in use, knowledge base built by another embedding model).")
-    commands = parser.add_subparsers(dest="command", metavar="{serve,ingest,seed,kb}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,ingest,seed,kb,keys}")
     serve = commands.add_parser("serve", help="run the API server (also what bare `python main.py` does)")
     serve.add_argument("--host", help="bind address (default HOST, else 127.0.0.1 in development, 0.0.0.0 in production)")
     serve.add_argument("--port", type=int, help="port (default PORT, else 8000)")
@@ -58,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit = kb_actions.add_parser("audit", help="list stale (verified too long ago), undated and duplicate articles")
     audit.add_argument("folders", nargs="*", help="article folders (default: the shipped data/kb)")
     audit.add_argument("--max-age-days", type=int, default=None, help="default KB_FRESHNESS_DAYS (180)")
+    keys = commands.add_parser("keys", help="manage magic keys (production access); keys are stored hashed")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    add = key_actions.add_parser("add", help="create a key and print it once (only its hash is stored)")
+    add.add_argument("--note", help="who or what the key is for (shown by `keys list`)")
+    for name, verb in (("disable", "refuse"), ("enable", "accept again")):
+        action = key_actions.add_parser(name, help=f"{verb} a key")
+        action.add_argument("key", help="the key itself, or its id as shown by `keys list` (sha256:...)")
+    key_actions.add_parser("list", help="list keys: id, first characters, state, creation date, note")
     return parser
 
 
@@ -87,11 +98,11 @@ class Run:
 
 async def _open_kb(settings: Settings, database: Any, stack: AsyncExitStack):
     """The embedder and knowledge base exactly as the app builds them (no agent, no model)."""
-    from services.core.openai_client import open_openai_client
+    from services.core.openai_client import open_embedding_client
     from services.retrieval.embeddings import create_embedder
     from services.retrieval.knowledge_base import KnowledgeBase
 
-    client = open_openai_client(settings)
+    client = open_embedding_client(settings, timeout_seconds=120, max_retries=3)  # batches of 256 texts
     if client is not None:
         stack.push_async_callback(client.close)
     return KnowledgeBase(database=database, embedder=create_embedder(settings, client), settings=settings)
@@ -101,8 +112,7 @@ async def run_command(argv: list[str], *, settings: Settings | None = None, out:
     """Parse `argv` and run the command; the async entry (tests call this)."""
     from services.content.setup import ensure_content_indexes
     from services.storage.database import ensure_indexes, open_database
-    from services.storage.embedded_mongo import DataDirInUseError
-    from services.retrieval.knowledge_base import KnowledgeBaseModelMismatch
+    from services.core.errors import StartupError
 
     args = build_parser().parse_args(argv)
     if args.command == "kb":
@@ -119,8 +129,10 @@ async def run_command(argv: list[str], *, settings: Settings | None = None, out:
         async with AsyncExitStack() as stack:
             database = await open_database(settings)
             stack.push_async_callback(database.close)
-            await ensure_indexes(database)
+            await ensure_indexes(database, conversation_retention_days=settings.conversation_retention_days)
             await ensure_content_indexes(database)
+            if args.command == "keys":
+                return await _keys(args, database, out)
             if args.command == "seed":
                 await _seed(run, settings, database, stack)
             elif args.kind == "kb":
@@ -129,7 +141,7 @@ async def run_command(argv: list[str], *, settings: Settings | None = None, out:
                 await _ingest_news(run, args, database)
             else:
                 await _ingest_samples(run, args, database)
-    except (DataDirInUseError, KnowledgeBaseModelMismatch) as exc:
+    except StartupError as exc:  # data dir in use, model mismatch, embeddings endpoint down, re-embed cut short
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL
     return EXIT_SKIPPED if run.problems else EXIT_OK
@@ -146,6 +158,40 @@ def run_cli(argv: list[str]) -> int:
 
 
 # --- commands -------------------------------------------------------------------------------------
+
+
+async def _keys(args: argparse.Namespace, database: Any, out: TextIO) -> int:
+    """`keys add|disable|enable|list` on `userRegistrations`."""
+    from services.storage.database import USERS
+    from services.storage.keys import HASH_PREFIX, PREFIX_CHARS, find_key, new_key_document
+
+    users = database[USERS]
+    if args.action == "add":
+        key, doc = new_key_document(note=args.note)
+        await users.insert_one(doc)
+        print(key, file=out)
+        print(f"added {doc['_id'][:len(HASH_PREFIX) + 12]}...: this is the only time the key is shown; "
+              "only its hash is stored", file=sys.stderr)
+        return EXIT_OK
+    if args.action == "list":
+        for doc in await users.find({}).sort("_id", 1).to_list():
+            ident = str(doc["_id"])
+            hashed = ident.startswith(HASH_PREFIX)
+            shown = ident if hashed else "(plaintext id)"
+            prefix = doc.get("prefix") if hashed else ident[:PREFIX_CHARS]
+            state = "disabled" if doc.get("is_enabled") is False else "enabled"
+            created = doc.get("created_at")
+            print("\t".join([shown, f"{prefix or ''}...", state, created.isoformat() if created else "-",
+                             doc.get("note") or ""]), file=out)
+        return EXIT_OK
+    target = args.key.strip()
+    doc = await users.find_one({"_id": target}) if target.startswith(HASH_PREFIX) else await find_key(database, target)
+    if doc is None:
+        print(f"{args.action}: no such key", file=sys.stderr)
+        return EXIT_SKIPPED
+    await users.update_one({"_id": doc["_id"]}, {"$set": {"is_enabled": args.action == "enable"}})
+    print(f"{args.action}d", file=out)
+    return EXIT_OK
 
 
 def _kb_audit(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -198,7 +244,7 @@ async def _seed(run: Run, settings: Settings, database: Any, stack: AsyncExitSta
 async def _ingest_kb(run: Run, args: argparse.Namespace, settings: Settings, database: Any,
                      stack: AsyncExitStack) -> None:
     from services.storage.database import CHUNKS
-    from services.ingest.kb_sync import reembed_all
+    from services.ingest.reembed import reembed_all
 
     kb = await _open_kb(settings, database, stack)
     if args.reembed:  # the fix for a model mismatch, so it must not be refused by the check

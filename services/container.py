@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import aiohttp
 
 from nuget_search import NuGetClient
+from services.agent.model_probe import ModelProbe
 from services.agent.run import ChatRunner
 from services.content.setup import ContentViews
+from services.core.admission import Admission
 from services.core.rate_limits import RateLimits
 from services.core.settings import Settings
 from services.feedback.delivery import FeedbackDelivery
 from services.observability.metrics import Metrics
+from services.observability.telemetry import TelemetryStore
 from services.observability.tracing import Tracing
 from services.retrieval.knowledge_base import KnowledgeBase
 from services.storage.database import Database
@@ -31,3 +34,6 @@ class AppServices:
     feedback_delivery: FeedbackDelivery
     content: ContentViews
     limits: RateLimits
+    telemetry: TelemetryStore
+    model_probe: ModelProbe | None = None  # /health?deep=true
+    admission: Admission | None = None  # MAX_CONCURRENT_CHATS (services.core.admission)

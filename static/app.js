@@ -447,9 +447,12 @@
       var payload = { span_id: turn.spanId, feedback_type: chosen.dataset.feedback };
       if (comment.value.trim()) payload.comment = comment.value.trim();
       try {
+        var headers = { "Content-Type": "application/json", Accept: "application/json" };
+        var key = load(KEY_STORAGE);
+        if (key) headers["X-Magic-Key"] = key; // production: feedback is accepted from the key the answer went to
         var response = await fetch("/api/feedback", {
           method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          headers: headers,
           body: JSON.stringify(payload),
         });
         var data = response.ok ? await response.json().catch(function () { return {}; }) : null;

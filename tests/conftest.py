@@ -2,14 +2,75 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
+import sys
+import types
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest
 
-from tests.utils.app import make_settings
-from tests.utils.phoenix import phoenix_server  # noqa: F401  (one real Phoenix per session)
+def _phoenix_namespace_as_in_production() -> None:
+    """Make `import phoenix.otel` load only arize-phoenix-otel, as it does in production.
+
+    requirements.txt ships arize-phoenix-otel, whose `phoenix` is a namespace package holding only
+    `phoenix.otel`. The test venv also has the arize-phoenix *server* (requirements-dev.txt, run
+    as a subprocess by tests/utils/phoenix.py), whose `phoenix/__init__.py` imports the whole
+    server: ~13 s the first time an in-process app with a Phoenix endpoint starts. A bare
+    namespace module for `phoenix` restores the production import (nothing in-process uses the server).
+    """
+    if "phoenix" in sys.modules:
+        return
+    found = importlib.util.find_spec("phoenix")  # finds, does not run phoenix/__init__.py
+    if found is None or not found.submodule_search_locations:
+        return
+    namespace = types.ModuleType("phoenix")
+    namespace.__path__ = list(found.submodule_search_locations)
+    namespace.__spec__ = importlib.machinery.ModuleSpec("phoenix", None, is_package=True)
+    namespace.__spec__.submodule_search_locations = namespace.__path__
+    sys.modules["phoenix"] = namespace
+
+
+_phoenix_namespace_as_in_production()
+
+import pytest  # noqa: E402
+
+from tests.utils.app import close_shared_embedder, make_settings, shared_embedder  # noqa: E402
+from tests.utils.phoenix import phoenix_server  # noqa: E402, F401  (one real Phoenix per session)
+
+
+def pytest_collection_finish(session):
+    """Start Phoenix in the background right away when a selected test will need it."""
+    if session.config.option.collectonly:
+        return
+    if any("phoenix_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        import tempfile
+        from pathlib import Path
+
+        from tests.utils.phoenix import launch_early
+
+        factory = getattr(session.config, "_tmp_path_factory", None)  # what the tmp_path_factory fixture returns
+        launch_early(factory.mktemp("phoenix") if factory else Path(tempfile.mkdtemp(prefix="phoenix-")))
+
+
+def pytest_sessionfinish(session):
+    from tests.utils.phoenix import stop_early
+
+    stop_early()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_embedder():
+    """Close the session's shared embedder (if a test loaded it) when the session ends."""
+    yield
+    close_shared_embedder()
+
+
+@pytest.fixture(scope="session")
+def local_embedder():
+    """The real local embedder, loaded once per session; `running_app`/`served_app` use it by default."""
+    return shared_embedder()
 
 
 @pytest.fixture
@@ -18,20 +79,11 @@ def settings(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def seeded_data_dir(tmp_path_factory):
-    """A data dir whose knowledge base is already seeded: built once, copied per test."""
-    import asyncio
+def seeded_data_dir(request, tmp_path_factory, local_embedder):
+    """A data dir whose knowledge base is already seeded: built once (see tests/utils/seeded.py), copied per test."""
+    from tests.utils.seeded import seeded_data_dir as build
 
-    from services.lifespan import open_services
-
-    root = tmp_path_factory.mktemp("seeded") / "data"
-
-    async def build():
-        async with open_services(make_settings(root.parent, data_dir=root)):
-            pass
-
-    asyncio.run(build())
-    return root
+    return build(request.config, tmp_path_factory)
 
 
 @pytest.fixture

@@ -61,8 +61,9 @@ async def test_validation_errors_are_clear_4xx(seeded_settings):
         assert "history" in str(bad_role.json()["detail"])
         too_long = await client.post("/api/chat", json={"message": "x" * 4001})
         assert too_long.status_code == 422
-        too_many = await client.post("/api/chat", json={"message": "hi", "history": [{"role": "user", "content": "a"}] * 51})
-        assert too_many.status_code == 422
+        # a long transcript is not an error: the server keeps the newest turns within its budget
+        long_history = await client.post("/api/chat", json={"message": "hi", "history": [{"role": "user", "content": "a"}] * 51})
+        assert long_history.status_code == 200 and '"type": "complete"' in long_history.text
         not_json = await client.post("/api/chat", content=b"{nope", headers={"content-type": "application/json"})
         assert not_json.status_code == 422
         missing = await client.post("/api/chat", json={"history": []})

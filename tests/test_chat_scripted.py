@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+import pytest
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
-from services.agent.builder import build_agent
-import httpx
-
 from tests.utils.app import assert_no_run_left, chat_lines, running_app, served_app
-
-
-def _use_model(client, model) -> None:
-    client.app.state.services.agent = build_agent(model=model)
-
 
 async def test_exact_event_sequence_with_a_tool_call(seeded_settings):
     model = ScriptedModel([
         [function_call("search_knowledge_base", {"query": "IChatClient streaming"}, call_id="call_1")],
         [assistant_message("Use GetStreamingResponseAsync.")],
     ])
-    async with running_app(seeded_settings) as client:
-        _use_model(client, model)
+    async with running_app(seeded_settings, model=model) as client:
         status, lines = await chat_lines(client, {"message": "How do I stream?", "filters": {"aiLibrary": "Microsoft.Extensions.AI"}})
     assert status == 200
     assert [line["type"] for line in lines] == ["metadata", "tool_call", "tool output", "content", "complete"]
@@ -40,8 +33,7 @@ async def test_model_failure_mid_stream_is_one_clean_error_line(seeded_settings)
         [function_call("search_knowledge_base", {"query": "x"}, call_id="call_1")],
         ModelStep.raise_error(RuntimeError("upstream exploded: secret-token-123 at /srv/app.py line 9")),
     ])
-    async with running_app(seeded_settings) as client:
-        _use_model(client, model)
+    async with running_app(seeded_settings, model=model) as client:
         status, lines = await chat_lines(client, {"message": "anything"})
         types = [line["type"] for line in lines]
         assert status == 200 and types[0] == "metadata" and types[-1] == "error"
@@ -51,6 +43,7 @@ async def test_model_failure_mid_stream_is_one_clean_error_line(seeded_settings)
         assert (await client.get("/health")).status_code == 200
 
 
+@pytest.mark.slow  # a live uvicorn server: a real hang-up
 async def test_client_disconnect_cancels_the_run(seeded_settings):
     started, cancelled = asyncio.Event(), asyncio.Event()
 
@@ -64,8 +57,7 @@ async def test_client_disconnect_cancels_the_run(seeded_settings):
         yield  # pragma: no cover
 
     model = ScriptedModel([ModelStep.stream(slow_stream)])
-    async with served_app(seeded_settings) as (base_url, app):
-        app.state.services.agent = build_agent(model=model)
+    async with served_app(seeded_settings, model=model) as (base_url, _app):
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             async with client.stream("POST", "/api/chat", json={"message": "hello"}) as response:
                 lines = response.aiter_lines()  # keep a reference: a dropped iterator closes the response

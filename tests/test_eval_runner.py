@@ -43,6 +43,7 @@ def _only_run(out: Path) -> Path:
     return runs[0]
 
 
+@pytest.mark.slow  # its own app start-up, graded chats and every report written (~5-10 s here)
 async def test_in_process_run_writes_every_artefact(tmp_path, seeded_settings):
     files = _files(tmp_path)
     out = tmp_path / "results"
@@ -72,6 +73,7 @@ async def test_in_process_run_writes_every_artefact(tmp_path, seeded_settings):
     assert "LLM judge skipped: --no-judge." in report
 
 
+@pytest.mark.slow  # a live uvicorn server
 async def test_running_server_is_scored_through_http_and_thresholds_gate(tmp_path, seeded_settings, capsys):
     files = _files(tmp_path)
     async with served_app(seeded_settings) as (base_url, _app):

@@ -6,7 +6,7 @@ import datetime as dt
 
 from services.storage.database import FEEDBACK
 from services.feedback.delivery import arize_annotations_frame, backoff_seconds, phoenix_annotation
-from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app
+from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, quick_settings, running_app
 from tests.utils.phoenix import app_services, eventually, free_port
 
 SPAN = "0123456789abcdef"
@@ -28,11 +28,6 @@ INVALID = [
     {"span_id": SPAN},
     {"span_id": SPAN, "feedback_type": "thumbs_up", "comment": "x" * 2001},
 ]
-
-
-def quick_settings(tmp_path, **overrides):
-    """No knowledge-base seeding: these tests never ask the agent anything."""
-    return make_settings(tmp_path, seed_on_startup=False, **overrides)
 
 
 async def test_invalid_feedback_is_a_422_and_stores_nothing(tmp_path):

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from services.cli import EXIT_FATAL, EXIT_OK, EXIT_SKIPPED, run_cli, run_command
 from services.storage.database import CHUNKS, KB_DOCUMENTS, KB_META, NEWS, SAMPLES, open_database
-from tests.utils.app import make_settings, serve_aiohttp
+from tests.utils.app import make_settings, quick_settings, serve_aiohttp
 from tests.utils.content import content_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 
 @pytest.fixture
 def settings(tmp_path):
-    return make_settings(tmp_path, seed_on_startup=False)
+    return quick_settings(tmp_path)
 
 
 async def cli(settings, *argv: str) -> tuple[int, str]:
@@ -101,8 +101,10 @@ async def web_server():
     async def feed(request):
         return web.Response(body=ATOM.encode(), content_type="application/atom+xml")
 
+    released = asyncio.Event()  # set at teardown: the slow page answers only after the client gave up
+
     async def slow(request):
-        await asyncio.sleep(1.5)
+        await released.wait()
         return web.Response(text="late")
 
     app = web.Application()
@@ -112,6 +114,7 @@ async def web_server():
     app.router.add_get("/slow", slow)
     async with serve_aiohttp(app) as base_url:
         yield base_url, state
+        released.set()
 
 
 async def test_kb_folder_ingest_updates_changed_and_prunes_deleted(settings, tmp_path, capsys):
@@ -263,6 +266,7 @@ def test_usage_errors():  # sync: run_cli starts its own event loop
     assert run_cli(["ingest", "podcasts", "x"]) == 2
 
 
+@pytest.mark.slow  # `python main.py` in a subprocess
 async def test_main_py_entry_point_shows_progress_and_counts(tmp_path):
     data = tmp_path / "samples.json"
     data.write_text(json.dumps([{"id": f"s{i}", "title": f"S{i}", "tags": []} for i in range(3)]))

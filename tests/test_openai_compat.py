@@ -11,9 +11,8 @@ import openai
 import pytest
 from asgi_lifespan import LifespanManager
 
-from main import create_app
 from tests.nuget_standin import closed_port_url
-from tests.utils.app import CHAT_QUESTION, copy_seeded_data_dir, make_settings
+from tests.utils.app import CHAT_QUESTION, build_app, copy_seeded_data_dir, make_settings
 
 LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 MODEL = "csharp-ai-buddy"
@@ -30,9 +29,11 @@ def compat_settings(tmp_path, seeded_data_dir):
 
 
 @contextlib.asynccontextmanager
-async def compat_app(settings, api_key: str = "any-key"):
-    """The app in-process; yields (app, AsyncOpenAI client, raw httpx2 client) on its ASGI transport."""
-    app = create_app(settings)
+async def compat_app(settings, api_key: str = "any-key", **app_options):
+    """The app in-process; yields (app, AsyncOpenAI client, raw httpx2 client) on its ASGI transport.
+
+    `app_options` (model, embedder, clock) go to `build_app`."""
+    app = build_app(settings, **app_options)
     async with LifespanManager(app, startup_timeout=180) as manager:
         transport = httpx2.ASGITransport(app=manager.app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as http:
@@ -148,13 +149,12 @@ async def test_production_bearer_key_gate(compat_settings):
 async def test_a_failing_run_is_an_openai_error_not_a_traceback(compat_settings):
     from agents.testing import ScriptedModel
 
-    from services.agent.builder import build_agent
     from services.agent.run import ERROR_TEXT
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": CHAT_QUESTION}]}
-    async with compat_app(compat_settings()) as (app, client, http):
-        # The SDK's scripted model stands in for a model provider that fails mid-run.
-        app.state.services.agent = build_agent(model=ScriptedModel([RuntimeError("provider exploded")] * 3))
+    # The SDK's scripted model stands in for a model provider that fails mid-run.
+    model = ScriptedModel([RuntimeError("provider exploded")] * 3)
+    async with compat_app(compat_settings(), model=model) as (app, client, http):
         with pytest.raises(openai.InternalServerError) as plain:
             await client.chat.completions.create(**body)
         with pytest.raises(openai.APIError) as streamed:
@@ -165,3 +165,4 @@ async def test_a_failing_run_is_an_openai_error_not_a_traceback(compat_settings)
     assert ERROR_TEXT in streamed.value.message
     assert raw.status_code == 200 and raw.text.rstrip().endswith("data: [DONE]")
     assert "provider exploded" not in raw.text and "provider exploded" not in str(plain.value.body)
+    model.assert_complete()  # all three requests reached the (failing) model

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
                                  status_code_conformance)
 
-from tests.utils.app import copy_seeded_data_dir, free_port, make_settings
+from tests.utils.app import build_app, copy_seeded_data_dir, free_port, make_settings
 
+pytestmark = pytest.mark.slow  # a live uvicorn server and ~20 s of generated requests
 MAX_EXAMPLES = 20
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, status_code_conformance]
 
@@ -27,21 +28,19 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 def base_url(tmp_path_factory, seeded_data_dir):
     import uvicorn
 
-    from main import create_app
-
     root = tmp_path_factory.mktemp("schemathesis")
     copy_seeded_data_dir(root / "data", seeded_data_dir)
     closed = f"http://127.0.0.1:{free_port()}/"  # NuGet lookups fail fast on loopback: no internet in tests
-    app = create_app(make_settings(root, nuget_search_urls=[closed + "query"], nuget_registration_url=closed,
-                                   nuget_flat_container_url=closed))
+    app = build_app(make_settings(root, nuget_search_urls=[closed + "query"], nuget_registration_url=closed,
+                                  nuget_flat_container_url=closed))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
-    for _ in range(1800):
+    for _ in range(18000):
         if server.started or not thread.is_alive():
             break
-        threading.Event().wait(0.1)
+        threading.Event().wait(0.01)
     assert server.started, "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True

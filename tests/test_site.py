@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.app import make_settings, running_app
+from tests.utils.app import quick_settings, running_app
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -16,7 +16,7 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 @pytest.fixture
 def site_settings(tmp_path):
     # The page and the config need no knowledge base: skip seeding to keep startup short.
-    return make_settings(tmp_path, seed_on_startup=False)
+    return quick_settings(tmp_path)
 
 
 async def test_browser_gets_the_chat_page_at_root(site_settings):
@@ -92,7 +92,7 @@ async def test_config_in_development(site_settings):
 @pytest.mark.parametrize("environment", ["production", "staging"])
 async def test_config_in_production_requires_a_key(tmp_path, environment):
     # Unknown ENVIRONMENT values mean production (CONVENTIONS §5).
-    settings = make_settings(tmp_path, environment=environment, seed_on_startup=False)
+    settings = quick_settings(tmp_path, environment=environment)
     async with running_app(settings) as client:
         response = await client.get("/api/config")
         chat = await client.post("/api/chat", json={"message": "hello"})

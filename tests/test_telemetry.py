@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from services.storage.database import TELEMETRY
-from tests.utils.app import make_settings, running_app
+from tests.utils.app import quick_settings, running_app
 from tests.utils.phoenix import app_services, eventually
 
 EVENT = {"event_type": "page_view",
@@ -15,10 +17,11 @@ EVENT = {"event_type": "page_view",
 
 
 def telemetry_settings(tmp_path, phoenix):
-    return make_settings(tmp_path, seed_on_startup=False, phoenix_collector_endpoint=phoenix.url,
-                         phoenix_project_name=f"telemetry-{uuid.uuid4().hex[:10]}")
+    return quick_settings(tmp_path, phoenix_collector_endpoint=phoenix.url,
+                          phoenix_project_name=f"telemetry-{uuid.uuid4().hex[:10]}")
 
 
+@pytest.mark.phoenix
 async def test_consent_records_and_exports_no_consent_touches_nothing(tmp_path, phoenix_server):
     settings = telemetry_settings(tmp_path, phoenix_server)
     project = settings.phoenix_project_name
@@ -59,7 +62,7 @@ async def test_consent_records_and_exports_no_consent_touches_nothing(tmp_path, 
 
 
 async def test_telemetry_is_bounded(tmp_path):
-    async with running_app(make_settings(tmp_path, seed_on_startup=False)) as client:
+    async with running_app(quick_settings(tmp_path)) as client:
         too_big = {"event_type": "x", "data": {"blob": "y" * 9000}, "user_consent": True}
         response = await client.post("/api/telemetry", json=too_big)
         assert response.status_code == 413
@@ -87,7 +90,7 @@ async def test_telemetry_is_bounded(tmp_path):
 
 
 async def test_a_storage_failure_does_not_fail_the_request(tmp_path):
-    async with running_app(make_settings(tmp_path, seed_on_startup=False)) as client:
+    async with running_app(quick_settings(tmp_path)) as client:
         telemetry = app_services(client).database[TELEMETRY]
         # A real write failure: a unique index the second identical event violates.
         await telemetry.create_index("event_type", unique=True)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
 
+import pytest
+
 from services.storage.database import FEEDBACK
-from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, make_settings, running_app, serve_aiohttp
-from tests.utils.phoenix import app_services, eventually
+from tests.utils.app import CHAT_QUESTION, chat_lines, copy_seeded_data_dir, quick_settings, running_app, serve_aiohttp
+from tests.utils.phoenix import OutageGate, app_services, eventually
 
 DEAD_URL = "http://127.0.0.1:9/query"  # NuGet lookups fail fast on loopback instead of leaving the machine
 MODEL_ANSWER = "Register IChatClient with AddChatClient; see the Microsoft.Extensions.AI docs."
 
 
 def phoenix_settings(tmp_path, phoenix, **overrides):
-    return make_settings(tmp_path, phoenix_collector_endpoint=phoenix.url,
-                         phoenix_project_name=f"test-{uuid.uuid4().hex[:10]}", nuget_search_urls=[DEAD_URL],
-                         feedback_retry_base_seconds=0.2, feedback_retry_max_seconds=1.0, seed_on_startup=False,
-                         **overrides)
+    return quick_settings(tmp_path, phoenix_collector_endpoint=phoenix.url,
+                          phoenix_project_name=f"test-{uuid.uuid4().hex[:10]}", nuget_search_urls=[DEAD_URL],
+                          feedback_retry_base_seconds=0.2, feedback_retry_max_seconds=1.0, **overrides)
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +83,7 @@ async def trace_spans(phoenix, project: str, span_id: str, minimum: int = 8) -> 
     return await eventually(whole)
 
 
+@pytest.mark.phoenix
 async def test_chat_trace_arrives_rooted_at_the_streamed_span(tmp_path, seeded_data_dir, phoenix_server):
     copy_seeded_data_dir(tmp_path / "data", seeded_data_dir)
     async with chat_completions_standin() as model_url:
@@ -110,6 +111,7 @@ async def test_chat_trace_arrives_rooted_at_the_streamed_span(tmp_path, seeded_d
     assert len(llm) == 2 and all(s["attributes"]["llm.input_messages.0.message.role"] == "system" for s in llm)
 
 
+@pytest.mark.phoenix
 async def test_content_can_be_kept_off_the_spans(tmp_path, seeded_data_dir, phoenix_server):
     copy_seeded_data_dir(tmp_path / "data", seeded_data_dir)
     async with chat_completions_standin() as model_url:
@@ -129,6 +131,7 @@ async def test_content_can_be_kept_off_the_spans(tmp_path, seeded_data_dir, phoe
     assert llm["attributes"].get("input.value") in (None, "__REDACTED__")
 
 
+@pytest.mark.phoenix
 async def test_feedback_lands_on_the_trace_and_a_new_rating_replaces_it(tmp_path, seeded_data_dir, phoenix_server):
     copy_seeded_data_dir(tmp_path / "data", seeded_data_dir)
     settings = phoenix_settings(tmp_path, phoenix_server)
@@ -172,40 +175,48 @@ async def _delivered(client, span_id: str) -> bool:
     return row["delivery"]["phoenix"]["state"] == "delivered"
 
 
+@pytest.mark.phoenix
 async def test_feedback_survives_phoenix_down_and_a_restart(tmp_path, seeded_data_dir, phoenix_server):
-    """Phoenix stopped → feedback accepted and stored → app restarted → Phoenix started → all delivered, once."""
+    """Phoenix unreachable → feedback accepted and stored → app restarted → Phoenix back → all delivered, once.
+
+    The outage is a gate in front of the real Phoenix that refuses connections, as a stopped server does
+    (a real Phoenix restart costs 15-30 s and tests Phoenix rather than the app).
+    """
     copy_seeded_data_dir(tmp_path / "data", seeded_data_dir)
-    settings = phoenix_settings(tmp_path, phoenix_server)
+    gate = OutageGate(phoenix_server.port)
+    gate.up()
+    settings = phoenix_settings(tmp_path, gate)
     project = settings.phoenix_project_name
     rating = {"thumbs_up": "while down, first process", "thumbs_down": "while down, second process"}
-    async with running_app(settings) as client:
-        first, second = [await chat_span_id(client) for _ in range(2)]
-        flush(client)
-        for span_id in (first, second):
-            await eventually(lambda: phoenix_server.spans(project, span_id=[span_id]))
-        phoenix_server.stop()
-        response = await client.post("/api/feedback", json={"span_id": first, "feedback_type": "thumbs_up",
-                                                            "comment": rating["thumbs_up"]})
-        assert response.status_code == 200 and response.json()["success"] is True
-        row = await eventually(lambda: _attempted(client, first, 2))
-        assert row["delivery"]["phoenix"]["state"] == "pending"
-        assert "unreachable" in row["delivery"]["phoenix"]["last_error"]
+    try:
+        async with running_app(settings) as client:
+            first, second = [await chat_span_id(client) for _ in range(2)]
+            flush(client)
+            for span_id in (first, second):
+                await eventually(lambda: phoenix_server.spans(project, span_id=[span_id]))
+            gate.down()
+            response = await client.post("/api/feedback", json={"span_id": first, "feedback_type": "thumbs_up",
+                                                                "comment": rating["thumbs_up"]})
+            assert response.status_code == 200 and response.json()["success"] is True
+            row = await eventually(lambda: _attempted(client, first, 2))
+            assert row["delivery"]["phoenix"]["state"] == "pending"
+            assert "unreachable" in row["delivery"]["phoenix"]["last_error"]
 
-    try:  # a new process on the same data picks up what the old one left pending
+        # a new process on the same data picks up what the old one left pending
         async with running_app(settings) as client:
             response = await client.post("/api/feedback", json={"span_id": second, "feedback_type": "thumbs_down",
                                                                 "comment": rating["thumbs_down"]})
             assert response.status_code == 200
             await eventually(lambda: _attempted(client, second, 1))
             await eventually(lambda: _attempted(client, first, 3))  # retried by this process too
-            await asyncio.to_thread(phoenix_server.start)
+            assert not await phoenix_server.span_annotations(project, first)  # nothing got through the outage
+            gate.up()
             for span_id in (first, second):
                 await eventually(lambda: _delivered(client, span_id), timeout=30)
             metrics = (await client.get("/metrics")).text
             assert 'feedback_delivery_attempts_total{outcome="delivered",target="phoenix"} 2.0' in metrics
     finally:
-        if phoenix_server.process is None:
-            phoenix_server.start()
+        gate.down()
     for span_id, kind in ((first, "thumbs_up"), (second, "thumbs_down")):
         notes = await phoenix_server.span_annotations(project, span_id)
         assert len(notes) == 1, notes  # nothing lost, nothing duplicated
@@ -226,7 +237,7 @@ async def test_two_live_apps_each_get_their_own_sdk_spans(tmp_path):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
-    settings = [make_settings(tmp_path / name, seed_on_startup=False, nuget_search_urls=[DEAD_URL]) for name in "ab"]
+    settings = [quick_settings(tmp_path / name, nuget_search_urls=[DEAD_URL]) for name in "ab"]
     async with running_app(settings[0]) as first, running_app(settings[1]) as second:
         clients = (first, second)
         for client, exporter in zip(clients, exporters):

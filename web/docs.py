@@ -24,6 +24,9 @@ def _assets_dir() -> Path:
 
 
 def add_offline_docs(app: FastAPI) -> None:
+    """Serve /docs and /redoc, unless the app publishes no OpenAPI schema (DOCS_ENABLED=false)."""
+    if app.openapi_url is None:
+        return
     app.mount(ASSETS_PATH, StaticFiles(directory=_assets_dir()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

@@ -11,8 +11,10 @@ import logging
 import uuid
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from services.core.errors import DomainError
 
@@ -73,6 +75,18 @@ def register_error_handlers(app: FastAPI) -> None:
         if is_openai_path(request.url.path):
             return JSONResponse(_openai_validation_body(list(exc.errors())), status_code=400)
         return JSONResponse({"detail": _validation_detail(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        # FastAPI's own refusals (404/405, an unparsable body). JSON nested past Python's recursion
+        # limit reaches here as "error parsing the body" caused by a RecursionError: say what it is.
+        if isinstance(exc.__cause__, RecursionError):
+            exc = HTTPException(400, "The request body's JSON is nested too deeply.", headers=exc.headers)
+        if is_openai_path(request.url.path) and exc.status_code >= 400:
+            message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
+            return JSONResponse(openai_error_body(exc.status_code, message), status_code=exc.status_code,
+                                headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,17 +7,19 @@ purpose, so the agent's own instructions (grounding, citations, staying on topic
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import AsyncIterator, Literal
+from typing import AsyncIterator, Awaitable, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models import MAX_HISTORY_ITEM_CHARS, MAX_HISTORY_ITEMS, MAX_MESSAGE_CHARS
-from services.agent.run import ChatRunner, ChatTurn, Completed, Failed, Started, TextDelta
+from services.agent.run import ChatRunner, ChatTurn, Completed, Failed, KeepAlive, Started, TextDelta
 from services.core.errors import BadRequest, DomainError, NotFound
 from web.errors import openai_error_body
+from web.ndjson import coalesce_text
 
 log = logging.getLogger(__name__)
 MODEL_ID = "csharp-ai-buddy"
@@ -128,6 +130,7 @@ class CompatTurn(BaseModel):
     history: list[dict[str, str]] = Field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
+    identity: str | None = None  # who is charged the tokens (services.core.rate_limits.identity)
 
 
 def prepare_turn(request: ChatCompletionRequest) -> CompatTurn:
@@ -146,6 +149,9 @@ def prepare_turn(request: ChatCompletionRequest) -> CompatTurn:
                       include_usage=bool(request.stream_options and request.stream_options.include_usage))
 
 
+KEEPALIVE_COMMENT = ": keepalive\n\n"  # an SSE comment: clients skip it, proxies see a live stream
+
+
 def sse(payload: dict | str) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     return f"data: {data}\n\n"
@@ -154,34 +160,38 @@ def sse(payload: dict | str) -> str:
 class CompletionRun:
     """One `/v1` answer: the shared agent run, seen as Chat Completions chunks or one object."""
 
-    def __init__(self, *, runner: ChatRunner, turn: CompatTurn) -> None:
+    def __init__(self, *, runner: ChatRunner, turn: CompatTurn, coalesce_seconds: float = 0.0) -> None:
         self.turn = turn
         self.events = runner.run(ChatTurn(message=turn.message, history=turn.history, store=False,
-                                          span_name="chat.completions"))
+                                          span_name="chat.completions", identity=turn.identity))
+        if coalesce_seconds > 0:  # fewer, larger content chunks from a fast model (web/ndjson.py)
+            self.events = coalesce_text(self.events, window=coalesce_seconds)
         self.completion_id = ""
         self.created = int(time.time())
         self.usage = CompletionUsage()
 
-    async def deltas(self) -> AsyncIterator[str]:
-        """Answer text; raises CompletionFailed if the run failed."""
+    async def deltas(self) -> AsyncIterator[str | None]:
+        """Answer text, None for a keepalive (nothing to send for a while); raises CompletionFailed if the run failed."""
         async for event in self.events:
             if isinstance(event, Started):
                 self.completion_id = f"chatcmpl-{event.span_id}"  # ties the answer to its trace for feedback
             elif isinstance(event, TextDelta):
                 yield event.text
+            elif isinstance(event, KeepAlive):
+                yield None
             elif isinstance(event, Completed):
                 u = event.usage
                 self.usage = CompletionUsage(prompt_tokens=u.input_tokens, completion_tokens=u.output_tokens,
                                              total_tokens=u.total_tokens)
             elif isinstance(event, Failed):
-                raise CompletionFailed(event.message)
+                raise CompletionFailed.of(event)
 
     async def start(self) -> None:
         """Run until the span id is known (the first event), so chunks can carry the completion id."""
         first = await anext(self.events)
         assert isinstance(first, (Started, Failed))
         if isinstance(first, Failed):
-            raise CompletionFailed(first.message)
+            raise CompletionFailed.of(first)
         self.completion_id = f"chatcmpl-{first.span_id}"
 
     async def close(self) -> None:
@@ -194,20 +204,35 @@ class CompletionRun:
 
 
 class CompletionFailed(DomainError):
+    """A failed run in OpenAI's terms: 429/503 with Retry-After when the model is busy (see services.agent.failures)."""
+
     status = 500
+    _CODES = {"rate_limited": "rate_limit_exceeded", "busy": "model_busy", "timeout": "timeout",
+              "bad_reply": "bad_upstream_reply", "max_turns": "max_turns_exceeded"}
+
+    @classmethod
+    def of(cls, failed: Failed) -> "CompletionFailed":
+        from services.agent.failures import STATUS
+
+        error = cls(failed.message, retry_after=failed.retry_after)
+        error.status, error.code = STATUS.get(failed.kind, 500), cls._CODES.get(failed.kind)
+        return error
 
 
-async def stream_completion(*, runner: ChatRunner, turn: CompatTurn) -> AsyncIterator[str]:
-    """SSE `data:` chunks in OpenAI's order: role, content deltas, finish, [usage], then `[DONE]`."""
-    run = CompletionRun(runner=runner, turn=turn)
+async def stream_completion(*, runner: ChatRunner, turn: CompatTurn, coalesce_seconds: float = 0.0) -> AsyncIterator[str]:
+    """SSE `data:` chunks in OpenAI's order: role, content deltas, finish, [usage], then `[DONE]`.
+
+    Deltas closer together than `coalesce_seconds` share one chunk (STREAM_COALESCE_MS).
+    """
+    run = CompletionRun(runner=runner, turn=turn, coalesce_seconds=coalesce_seconds)
     try:
         await run.start()
         yield run.chunk({"role": "assistant", "content": ""})
         async for delta in run.deltas():
-            yield run.chunk({"content": delta})
+            yield KEEPALIVE_COMMENT if delta is None else run.chunk({"content": delta})
     except CompletionFailed as exc:
         # OpenAI's clients raise an APIError when a stream carries an error object.
-        yield sse(openai_error_body(500, exc.message))
+        yield sse(openai_error_body(exc.status, exc.message, code=exc.code))
         yield sse("[DONE]")
         return
     finally:
@@ -219,13 +244,35 @@ async def stream_completion(*, runner: ChatRunner, turn: CompatTurn) -> AsyncIte
     yield sse("[DONE]")
 
 
-async def complete(*, runner: ChatRunner, turn: CompatTurn) -> ChatCompletion:
-    """The whole answer as one `chat.completion` object."""
+class ClientGone(Exception):
+    """The client hung up before the whole answer was ready; the run was cancelled."""
+
+
+async def complete(*, runner: ChatRunner, turn: CompatTurn,
+                   disconnected: Callable[[], Awaitable[None]] | None = None) -> ChatCompletion:
+    """The whole answer as one `chat.completion` object.
+
+    `disconnected` returns when the client hangs up: the run is then cancelled (nobody would read
+    its answer) and `ClientGone` raised, as a streamed answer's run is cancelled by its stream.
+    """
     run = CompletionRun(runner=runner, turn=turn)
-    try:
+
+    async def answer() -> str:
         await run.start()
-        text = "".join([delta async for delta in run.deltas()])
+        return "".join([delta async for delta in run.deltas() if delta is not None])
+
+    task = asyncio.ensure_future(answer())
+    watcher = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    try:
+        await asyncio.wait({task, watcher} - {None}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            raise ClientGone()
+        text = task.result()
     finally:
+        for pending in (task, watcher):
+            if pending is not None and not pending.done():
+                pending.cancel()
+        await asyncio.gather(*(t for t in (task, watcher) if t is not None), return_exceptions=True)
         await run.close()
     return ChatCompletion(id=run.completion_id, created=run.created, model=MODEL_ID,
                           choices=[Choice(message=CompletionMessage(content=text))], usage=run.usage)

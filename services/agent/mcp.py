@@ -9,6 +9,7 @@ request tasks only send messages over the open sessions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
@@ -39,36 +40,102 @@ def _server(config: MCPServerConfig, *, timeout_seconds: float) -> MCPServerStre
     )
 
 
-async def _usable(servers: list[MCPServer], reserved: set[str]) -> list[MCPServer]:
-    """List each server's tools now (filling the cache) and keep servers whose tools are listable and unique.
+async def _admit(server: MCPServer, seen: set[str]) -> bool | None:
+    """List the server's tools now (filling the cache): True when usable (its names join `seen`), False when a
+    tool name clashes (for good), None when the listing failed (worth another try).
 
     A failing listing or a duplicate tool name would otherwise break every chat run, not just one tool.
     """
-    usable: list[MCPServer] = []
-    seen = set(reserved)
-    for server in servers:
-        try:
-            names = {tool.name for tool in await server.list_tools()}
-        except Exception as exc:
-            log.warning("MCP server %r connected but its tools could not be listed; skipping it (%s)",
-                        server.name, _describe(exc))
-            continue
-        clash = names & seen
-        if clash:
-            log.warning("MCP server %r skipped: tool name(s) %s already provided by another tool",
-                        server.name, ", ".join(sorted(clash)))
-            continue
-        seen |= names
-        usable.append(server)
-        log.info("MCP server %r connected with tools: %s", server.name, ", ".join(sorted(names)) or "none")
-    return usable
+    try:
+        names = {tool.name for tool in await server.list_tools()}
+    except Exception as exc:
+        log.warning("MCP server %r connected but its tools could not be listed; skipping it (%s)",
+                    server.name, _describe(exc))
+        return None
+    clash = names & seen
+    if clash:
+        log.warning("MCP server %r skipped: tool name(s) %s already provided by another tool",
+                    server.name, ", ".join(sorted(clash)))
+        return False
+    seen |= names
+    log.info("MCP server %r connected with tools: %s", server.name, ", ".join(sorted(names)) or "none")
+    return True
+
+
+class _Retrier:
+    """Retries the servers that were down (or unlistable) at start, with backoff, in a background task;
+    each one that comes up is appended to `active`, the very list the agent holds, so the next chat run
+    uses its tools. Connects go through the manager, whose per-server worker tasks keep cleanup correct."""
+
+    def __init__(self, manager: MCPServerManager, active: list[MCPServer], seen: set[str], *,
+                 first_seconds: float, max_seconds: float, stop_timeout: float) -> None:
+        self._manager, self._active, self._seen = manager, active, seen
+        self._first, self._max, self._stop_timeout = first_seconds, max(first_seconds, max_seconds), stop_timeout
+        self._rejected: set[MCPServer] = set()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def pending(self) -> list[MCPServer]:
+        return [s for s in self._manager.all_servers if s not in self._active and s not in self._rejected]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mcp-retry")
+
+    async def stop(self) -> None:
+        """Stop before the manager closes: the task ends after its current connect attempt (bounded by its timeout)."""
+        self._stop.set()
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=self._stop_timeout)
+        if not done:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=5)
+
+    async def attempt(self, *, reconnect: bool = True) -> None:
+        """One round: reconnect the failed servers, then admit every connected server not yet in use."""
+        if reconnect and self._manager.failed_servers:
+            await self._manager.reconnect(failed_only=True)
+        for server in self._manager.active_servers:
+            if server in self._active or server in self._rejected:
+                continue
+            verdict = await _admit(server, self._seen)
+            if verdict:
+                self._active.append(server)
+                log.info("MCP server %r is up now; its tools join the agent from the next chat", server.name)
+            elif verdict is False:
+                self._rejected.add(server)
+
+    async def _run(self) -> None:
+        delay = self._first
+        while self.pending():
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.attempt()
+            except Exception:  # never let the retry task die with an unretrieved error
+                log.warning("MCP reconnect attempt failed", exc_info=True)
+            if self._stop.is_set():
+                return
+            delay = min(delay * 2, self._max)
+            left = self.pending()
+            if left:
+                log.info("MCP server(s) %s still unavailable; next try in %.0f s",
+                         ", ".join(repr(s.name) for s in left), delay)
 
 
 @asynccontextmanager
 async def open_mcp_servers(configs: list[MCPServerConfig], *, connect_timeout_seconds: float = 10.0,
                            timeout_seconds: float = 20.0,
-                           reserved_tool_names: set[str] | frozenset[str] = frozenset()) -> AsyncIterator[list[MCPServer]]:
-    """Connect the configured servers; yields the usable ones (down servers are skipped with a warning)."""
+                           reserved_tool_names: set[str] | frozenset[str] = frozenset(),
+                           retry_seconds: float = 0.0, retry_max_seconds: float = 600.0) -> AsyncIterator[list[MCPServer]]:
+    """Connect the configured servers; yields the usable ones (down servers are skipped with a warning).
+
+    With `retry_seconds` > 0 the skipped ones are retried in the background (first after `retry_seconds`,
+    doubling up to `retry_max_seconds`) and appended to the yielded list when they come up.
+    """
     if not configs:
         yield []
         return
@@ -80,9 +147,19 @@ async def open_mcp_servers(configs: list[MCPServerConfig], *, connect_timeout_se
         errors = manager.errors
         for server in manager.failed_servers:
             url = next((c.url for c in configs if c.name == server.name), "")
-            log.warning("MCP server %r (%s) is unavailable and will be skipped: %s",
-                        server.name, url, _describe(errors.get(server)))
-        yield await _usable(manager.active_servers, set(reserved_tool_names))
+            log.warning("MCP server %r (%s) is unavailable and will be skipped%s: %s", server.name, url,
+                        f" (retrying in the background every {retry_seconds:g} s or more)" if retry_seconds > 0 else "",
+                        _describe(errors.get(server)))
+        active: list[MCPServer] = []
+        retrier = _Retrier(manager, active, set(reserved_tool_names), first_seconds=retry_seconds,
+                           max_seconds=retry_max_seconds, stop_timeout=connect_timeout_seconds + 10)
+        await retrier.attempt(reconnect=False)  # admits the servers that just connected
+        if retry_seconds > 0 and retrier.pending():
+            retrier.start()
+        try:
+            yield active
+        finally:
+            await retrier.stop()
 
 
 def mcp_instructions(servers: list[MCPServer]) -> str:

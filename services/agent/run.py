@@ -1,4 +1,5 @@
-"""The one agent run: span, metrics, cancellation, tool events, stored turn; yields typed events.
+"""The one agent run: span, metrics, cancellation, deadline, keepalives, tool events, token usage, stored
+turn; yields typed events (`services.agent.events`).
 
 `/api/chat` (NDJSON) and `/v1/chat/completions` (SSE/JSON) are thin adapters over `ChatRunner`.
 """
@@ -6,196 +7,130 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator
 
-from agents import Agent, Runner
+from agents import Agent, RunConfig, Runner
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import services.storage.conversations as conv
 from services.agent.context import ChatContext
-from services.agent.tool_results import Source, ToolResult, from_output
+from services.agent.context_budget import budget_filter
+from services.agent.events import (  # noqa: F401  (re-exported: the adapters import the events from here)
+    ChatTurn, Completed, Failed, KeepAlive, RunEvent, Started, TextDelta, ToolFinished, ToolStarted, Usage,
+)
+from services.agent.failures import ERROR_TEXT, EmptyReply, RunDeadlineExceeded, classify  # noqa: F401
+from services.agent.stream_items import StreamReader, tool_call_text, tool_output_text  # noqa: F401
+from services.agent.tool_results import Source
+from services.agent.turn_session import TurnSession
 from services.observability.tracing import span_id_hex
 
 if TYPE_CHECKING:
     from nuget_search import NuGetClient
+    from services.core.token_budget import TokenBudget
     from services.observability.metrics import Metrics
     from services.retrieval.knowledge_base import KnowledgeBase
     from services.storage.database import Database
 
 log = logging.getLogger(__name__)
 MAX_TURNS = 6
-ERROR_TEXT = "Sorry, something went wrong while answering. Please try again in a moment."
-_TOOL_TEXT = {
-    "search_knowledge_base": "Searching the knowledge base for “{q}”…",
-    "search_nuget_packages": "Looking up NuGet packages for “{q}”…",
-    "get_nuget_package_details": "Reading NuGet package details for “{q}”…",
-}
-
-
-# ---------------------------------------------------------------- the events a run yields
-
-@dataclass(frozen=True)
-class Started:
-    span_id: str
-    conversation_id: str
 
 
 @dataclass(frozen=True)
-class TextDelta:
-    text: str
+class RunLimits:
+    """Per-turn limits (from `Settings`): total deadline, keepalive interval, context and session bounds."""
 
+    deadline_seconds: float = 90.0
+    keepalive_seconds: float = 10.0
+    context_budget_tokens: int = 12_000
+    session_max_items: int = 100
+    model_label: str = "model"  # the `model` label of chat_tokens_total
 
-@dataclass(frozen=True)
-class ToolStarted:
-    name: str
-    arguments: str | None
-    text: str  # for a person: "Searching the knowledge base for …"
+    @classmethod
+    def from_settings(cls, settings, *, model_label: str) -> "RunLimits":
+        return cls(deadline_seconds=settings.chat_deadline_seconds, keepalive_seconds=settings.keepalive_seconds,
+                   context_budget_tokens=settings.context_budget_tokens, session_max_items=settings.session_max_items,
+                   model_label=model_label)
 
-
-@dataclass(frozen=True)
-class ToolFinished:
-    name: str
-    sources: list[Source]
-    error: str | None
-    text: str  # for a person: "Found 3 results"
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Completed:
-    span_id: str
-    answer: str
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class Failed:
-    span_id: str
-    message: str  # for a person, no internals
-
-
-RunEvent = Union[Started, TextDelta, ToolStarted, ToolFinished, Completed, Failed]
-
-
-@dataclass
-class ChatTurn:
-    """One question; `store` keeps it in a conversation (the NDJSON API), `/v1` is stateless."""
-
-    message: str
-    history: list[dict] = field(default_factory=list)
-    filters: dict[str, str] = field(default_factory=dict)
-    conversation_id: str | None = None
-    store: bool = True
-    span_name: str = "chat"
-
-
-# ---------------------------------------------------------------- helpers for the event texts
-
-def tool_call_text(name: str, arguments: str | None) -> str:
-    try:
-        args = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        args = {}
-    query = next((str(v) for v in args.values() if isinstance(v, str)), "") if isinstance(args, dict) else ""
-    template = _TOOL_TEXT.get(name)
-    if template:
-        return template.format(q=query[:120])
-    return f"Consulting {name.replace('_', ' ')}" + (f" for “{query[:120]}”…" if query else "…")
-
-
-def tool_output_text(found: list[Source], error: str | None) -> str:
-    if error:
-        return "The lookup failed: " + error[:200]
-    if not found:
-        return "No matching results"
-    return f"Found {len(found)} result{'s' if len(found) != 1 else ''}"
-
-
-def _field(raw: object, key: str):
-    """A field of an SDK run item's raw payload, which is a pydantic object or a plain dict."""
-    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
-
-
-def _text_delta(event) -> str | None:
-    if event.type == "raw_response_event" and getattr(event.data, "type", "") == "response.output_text.delta":
-        return event.data.delta or None
-    return None
-
-
-# ---------------------------------------------------------------- the runner
 
 class ChatRunner:
     """Runs the agent for one turn; receives exactly what a run needs, not the app's container."""
 
     def __init__(self, *, agent: Agent, database: "Database", knowledge_base: "KnowledgeBase", tracer,
                  metrics: "Metrics", nuget: "NuGetClient | None", top_k: int, min_relevance: float,
-                 record_content: bool) -> None:
+                 record_content: bool, limits: RunLimits | None = None, budget: "TokenBudget | None" = None) -> None:
         self.agent, self.database, self.knowledge_base = agent, database, knowledge_base
         self.tracer, self.metrics, self.nuget = tracer, metrics, nuget
         self.top_k, self.min_relevance, self.record_content = top_k, min_relevance, record_content
+        self.limits = limits or RunLimits()
+        self.budget = budget
+        self.run_config = RunConfig(call_model_input_filter=budget_filter(self.limits.context_budget_tokens))
+
+    def check_budget(self, identity: str | None) -> None:
+        """Refuse (429 `TokenBudgetSpent`) before a run when `identity` has spent today's token budget."""
+        if self.budget is None:
+            return
+        try:
+            self.budget.check(identity)
+        except Exception:
+            self.metrics.rate_limited.labels(limit="token_budget").inc()
+            raise
 
     async def run(self, turn: ChatTurn) -> AsyncIterator[RunEvent]:
-        """Yield Started, then text/tool events, then Completed or Failed; cancellation propagates."""
+        """Yield Started, then text/tool/keepalive events, then Completed or Failed; cancellation propagates."""
         span = self.tracer.start_span(turn.span_name, attributes={"openinference.span.kind": "CHAIN"})
         span_id = span_id_hex(span)
         if self.record_content:
             span.set_attribute("input.value", turn.message)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        answer: list[str] = []
-        sources: dict[str, Source] = {}
-        call_names: dict[str | None, str] = {}
-        conversation_id, result = turn.conversation_id or "", None
+        deadline = started + self.limits.deadline_seconds
+        conversation_id, result, session = turn.conversation_id or "", None, None
+        context = ChatContext(knowledge_base=self.knowledge_base, top_k=self.top_k, filters=turn.filters,
+                              nuget=self.nuget, min_relevance=self.min_relevance)
+        reader = StreamReader(context)
         self.metrics.chat_started()
         try:
-            session, agent_input = None, [*turn.history, {"role": "user", "content": turn.message}]
+            agent_input = [*turn.history, {"role": "user", "content": turn.message}]
             if turn.store:
-                conversation_id, session = await self._prepare_conversation(turn)
+                conversation_id, stored = await self._prepare_conversation(turn)
+                session = TurnSession(stored, max_items=self.limits.session_max_items)
                 span.set_attribute("session.id", conversation_id)
                 agent_input = turn.message
             yield Started(span_id=span_id, conversation_id=conversation_id)
-            context = ChatContext(knowledge_base=self.knowledge_base, top_k=self.top_k, filters=turn.filters,
-                                  nuget=self.nuget, min_relevance=self.min_relevance)
             result = self._start(agent_input, context=context, span=span, session=session)
-            async for event in result.stream_events():
-                delta = _text_delta(event)
-                if delta:
-                    if not answer:
-                        self.metrics.first_content(loop.time() - started)
-                    answer.append(delta)
-                    yield TextDelta(delta)
-                elif event.type == "run_item_stream_event" and event.name == "tool_called":
-                    raw = event.item.raw_item
-                    name, arguments = _field(raw, "name") or "tool", _field(raw, "arguments")
-                    call_names[_field(raw, "call_id")] = name
-                    self.metrics.tool_called(name)
-                    yield ToolStarted(name=name, arguments=arguments, text=tool_call_text(name, arguments))
-                elif event.type == "run_item_stream_event" and event.name == "tool_output":
-                    call_id = _field(event.item.raw_item, "call_id")
-                    name = call_names.get(call_id, "")
-                    found = context.tool_results.get(call_id) or from_output(name, event.item.output)
-                    yield self._finished(name, found, sources)
-            usage = result.context_wrapper.usage
-            text = "".join(answer)
+            async with contextlib.aclosing(self._events(result, deadline)) as events:
+                async for event in events:
+                    if event is None:
+                        yield KeepAlive()
+                        continue
+                    for out in reader.read(event):
+                        if isinstance(out, TextDelta) and len(reader.answer) == 1:
+                            self.metrics.first_content(loop.time() - started)
+                        elif isinstance(out, ToolStarted):
+                            self.metrics.tool_called(out.name)
+                        yield out
+            text = "".join(reader.answer)
+            if not text and isinstance(result.final_output, str) and result.final_output.strip():
+                text = result.final_output  # a model that answered without streaming deltas
+                yield TextDelta(text)
+            if not text and not reader.tool_outputs:
+                raise EmptyReply("the run completed with no text and no tool output")
+            usage = self._usage(result)
+            if session is not None:  # unstored memory fails the turn: the next question would silently lack it
+                await session.commit()
             if self.record_content:
                 span.set_attribute("output.value", text)
             span.set_status(Status(StatusCode.OK))
             if turn.store:
-                await self._save_turn(conversation_id, span_id, turn, text, list(sources.values()), "completed")
+                await self._save_turn(conversation_id, span_id, turn, text, list(reader.sources.values()),
+                                      "completed", usage=usage)
             self.metrics.chat_completed(loop.time() - started)
-            yield Completed(span_id=span_id, answer=text, usage=Usage(usage.input_tokens, usage.output_tokens,
-                                                                      usage.total_tokens))
+            yield Completed(span_id=span_id, answer=text, usage=usage)
         except asyncio.CancelledError:  # the client went away: stop the run, keep nothing half-done running
             if result is not None:
                 result.cancel()
@@ -203,28 +138,90 @@ class ChatRunner:
             self.metrics.chat_failed("cancelled")
             raise
         except Exception as exc:  # any failure becomes one Failed event with no internals
-            log.exception("chat run failed (span %s)", span_id)
+            failure = classify(exc)
+            if failure.kind == "error":
+                log.exception("chat run failed (span %s)", span_id)
+            else:  # an upstream condition, not our bug: one line
+                log.warning("chat run failed (span %s): %s: %s: %.300s", span_id, failure.kind,
+                            type(exc).__name__, exc)
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             if result is not None:
                 result.cancel()
             self.metrics.chat_failed(type(exc).__name__)
-            yield Failed(span_id=span_id, message=ERROR_TEXT)
+            if turn.store and conversation_id:  # the transcript says the turn failed; the session is untouched
+                await self._save_turn(conversation_id, span_id, turn, "".join(reader.answer),
+                                      list(reader.sources.values()), "failed", usage=self._usage(result),
+                                      error=failure.message)
+            yield Failed(span_id=span_id, message=failure.message, kind=failure.kind,
+                         retry_after=failure.retry_after)
         finally:
+            if result is not None and not result.is_complete:  # closed at a yield (the /v1 adapter, a hang-up)
+                result.cancel()
+            self._charge(turn, result)
             span.end()
 
-    @staticmethod
-    def _finished(name: str, found: ToolResult, seen: dict[str, Source]) -> ToolFinished:
-        listed = found.sources
-        for source in listed:
-            seen.setdefault(source.url, source)
-        return ToolFinished(name=name, sources=listed, error=found.error, text=tool_output_text(listed, found.error))
+    async def _events(self, result, deadline: float) -> AsyncIterator[object | None]:
+        """The SDK's stream events, None for "nothing for `keepalive_seconds`"; raises RunDeadlineExceeded.
+
+        The deadline is checked here rather than with `asyncio.timeout` around the loop: a timeout that
+        spans this generator's yields would cancel whatever the consumer is doing at that moment.
+        """
+        loop = asyncio.get_running_loop()
+        stream = result.stream_events()
+
+        async def next_event():
+            return await anext(stream)
+
+        step: asyncio.Task | None = None
+        try:
+            while True:
+                if step is None:
+                    step = asyncio.ensure_future(next_event())
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise RunDeadlineExceeded(f"the turn passed its {self.limits.deadline_seconds:g} s deadline")
+                done, _ = await asyncio.wait({step}, timeout=min(self.limits.keepalive_seconds, remaining))
+                if not done:
+                    if loop.time() < deadline:
+                        yield None
+                    continue
+                finished, step = step, None
+                try:
+                    event = finished.result()
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            if step is not None:
+                step.cancel()
+                with contextlib.suppress(BaseException):
+                    await step
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    def _usage(self, result) -> Usage:
+        usage = getattr(getattr(result, "context_wrapper", None), "usage", None)
+        if usage is None:
+            return Usage()
+        return Usage(usage.input_tokens, usage.output_tokens, usage.total_tokens)
+
+    def _charge(self, turn: ChatTurn, result) -> None:
+        """Count the turn's tokens (completed, failed or cancelled: they were spent) in /metrics and the budget."""
+        if result is None:
+            return
+        usage = self._usage(result)
+        self.metrics.tokens_used(self.limits.model_label, input_tokens=usage.input_tokens,
+                                 output_tokens=usage.output_tokens)
+        if self.budget is not None:
+            self.budget.charge(turn.identity, usage.total_tokens or usage.input_tokens + usage.output_tokens)
 
     def _start(self, agent_input, *, context: ChatContext, span, session):
         """Start the run inside `span`: the SDK's run task copies the context, so its spans nest under ours."""
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
-            return Runner.run_streamed(self.agent, agent_input, context=context, session=session, max_turns=MAX_TURNS)
+            return Runner.run_streamed(self.agent, agent_input, context=context, session=session, max_turns=MAX_TURNS,
+                                       run_config=self.run_config)
         finally:
             otel_context.detach(token)
 
@@ -238,10 +235,11 @@ class ChatRunner:
         return conversation_id, session
 
     async def _save_turn(self, conversation_id: str, span_id: str, turn: ChatTurn, answer: str,
-                         sources: list[Source], status: str) -> None:
+                         sources: list[Source], status: str, *, usage: Usage, error: str | None = None) -> None:
         try:
             await conv.record_turn(self.database, conversation_id=conversation_id, span_id=span_id,
                                    user=turn.message, assistant=answer, sources=[s.as_dict() for s in sources],
-                                   filters=turn.filters, status=status)
+                                   filters=turn.filters, status=status, owner=turn.owner, usage=usage.as_dict(),
+                                   error=error)
         except Exception:  # the answer was delivered; a transcript write failure must not turn it into an error
             log.exception("could not store the conversation turn (conversation %s)", conversation_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from services.core.urls import http_url
+
 
 @dataclass(frozen=True)
 class Source:
@@ -35,8 +37,8 @@ class ToolResult:
         """One source per distinct URL, in result order, with the best score seen for it."""
         by_url: dict[str, Source] = {}
         for result in self.results:
-            url = result.get("url")
-            if not isinstance(url, str):
+            url = http_url(result.get("url"))  # a stored chunk's address may predate the http(s) check
+            if url is None:
                 continue
             score = result.get("score")
             score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None

@@ -6,7 +6,9 @@ news and samples collections are therefore read once into memory and paged/searc
 second, read-only SQLite connection to the collection's file reads `PRAGMA data_version`, which
 changes whenever any other connection (litemongo's included) commits; so the snapshot reloads
 after every write, whoever made it, for ~8 µs per request. On MongoDB the queries run on the
-server with indexes and no snapshot is used.
+server with indexes and no snapshot is used, unless state is shared (SHARED_STATE=mongo, the default
+with MONGODB_URI): then every worker keeps snapshots and reloads one when the collection's version
+counter (`kb_meta`, bumped by every write through `bump_version`) has moved, whoever wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import inspect
 import logging
 import math
 import re
@@ -136,6 +139,33 @@ class TextIndex:
         return found
 
 
+VERSION_PREFIX = "content_version:"  # kb_meta documents: {_id: "content_version:<collection>", version}
+
+
+async def bump_version(database: Any, collection: str) -> None:
+    """Count one write to `collection` (every writer calls this after writing), so snapshots everywhere reload."""
+    from services.storage.database import KB_META
+
+    await database[KB_META].update_one({"_id": VERSION_PREFIX + collection}, {"$inc": {"version": 1}}, upsert=True)
+
+
+class CounterWatch:
+    """A collection's write counter, read from the database on every look (one `_id` lookup)."""
+
+    def __init__(self, database: Any, collection: str) -> None:
+        self._database = database
+        self._id = VERSION_PREFIX + collection
+
+    async def version(self) -> int | None:
+        from services.storage.database import KB_META
+
+        doc = await self._database[KB_META].find_one({"_id": self._id})
+        return int(doc.get("version", 0)) if doc else 0
+
+    def close(self) -> None:
+        pass
+
+
 class DataVersionWatch:
     """Tells whether an SQLite file was committed to by another connection since the last look."""
 
@@ -176,7 +206,7 @@ class CollectionView(Generic[T]):
     """An in-memory, prepared copy of one embedded collection, reloaded after any write to it."""
 
     def __init__(self, *, load: Callable[[], Awaitable[list[dict]]], prepare: Callable[[list[dict]], T],
-                 watch: DataVersionWatch) -> None:
+                 watch: "DataVersionWatch | CounterWatch") -> None:
         self._load = load
         self._prepare = prepare
         self._watch = watch
@@ -196,12 +226,16 @@ class CollectionView(Generic[T]):
             return time.monotonic() - loaded.loaded_at < FALLBACK_TTL_SECONDS
         return loaded.version == version
 
-    async def get(self) -> T:
+    async def _version(self) -> int | None:
         version = self._watch.version()
+        return await version if inspect.isawaitable(version) else version
+
+    async def get(self) -> T:
+        version = await self._version()
         if self._fresh(version):
             return self._loaded.value  # type: ignore[union-attr]
         async with self._lock:  # one reload for many concurrent requests
-            version = self._watch.version()  # read before loading: a racing write triggers a reload
+            version = await self._version()  # read before loading: a racing write triggers a reload
             if not self._fresh(version):
                 with pymongo.timeout(BULK_LOAD_SECONDS):  # a whole collection, not a request-sized call
                     docs = await self._load()

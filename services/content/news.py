@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.content.cache import (
+    bump_version,
     CollectionView,
     TextIndex,
     as_utc,
@@ -24,6 +25,7 @@ from services.content.cache import (
     page_count,
     skip_for,
 )
+from services.core.urls import http_url
 from services.storage.database import NEWS, Database
 
 SUMMARY_CHARS = 140
@@ -74,7 +76,7 @@ def news_item(doc: dict) -> dict:
         "source": news_source(doc.get("rss_feed_url")),
         "author": _text(doc.get("rss_author")) or None,
         "published_date": as_utc(doc.get("publishedDate")),
-        "url": _text(doc.get("sourceUrl")) or None,
+        "url": http_url(doc.get("sourceUrl")),  # older rows may hold any scheme: only http(s) leaves
     }
 
 
@@ -134,7 +136,7 @@ async def list_news(*, database: Database, view: CollectionView[NewsSnapshot] | 
 
 
 def _rss_extras(doc: dict) -> dict:
-    return {"guid": str(doc.get("rss_item_id")), "feed_url": str(doc.get("rss_feed_url"))}
+    return {"guid": str(doc.get("rss_item_id")), "feed_url": http_url(doc.get("rss_feed_url"))}
 
 
 async def rss_feed(*, database: Database, view: CollectionView[NewsSnapshot] | None, site_url: str,
@@ -144,7 +146,7 @@ async def rss_feed(*, database: Database, view: CollectionView[NewsSnapshot] | N
         snapshot = await view.get()
         key = (site_url, feed_url)
         if key not in snapshot.rss_documents:  # built once per snapshot and address
-            if len(snapshot.rss_documents) >= 8:  # addresses come from Host headers: keep it bounded
+            if len(snapshot.rss_documents) >= 8:  # one address (PUBLIC_BASE_URL) in practice; bounded anyway
                 snapshot.rss_documents.clear()
             snapshot.rss_documents[key] = build_rss(snapshot.rss, site_url=site_url, feed_url=feed_url)
         return snapshot.rss_documents[key]
@@ -186,7 +188,8 @@ def build_rss(entries: list[tuple[dict, dict]], *, site_url: str, feed_url: str)
         if item["published_date"]:
             _child(element, "pubDate", format_datetime(item["published_date"], usegmt=True))
         _child(element, "author", item["author"])
-        _child(element, "source", item["source"], url=extras["feed_url"])
+        if extras["feed_url"]:  # RSS requires the source's url; without an http(s) one there is no <source>
+            _child(element, "source", item["source"], url=extras["feed_url"])
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
 
 
@@ -202,6 +205,8 @@ async def upsert_news_documents(*, database: Database, docs: list[dict]) -> tupl
             added += 1
         else:
             updated += 1
+    if docs:
+        await bump_version(database, NEWS)
     return added, updated
 
 
@@ -215,4 +220,5 @@ async def upsert_feed_item(*, database: Database, item: dict) -> bool:
     on_insert = {"documentId": item.pop("documentId"), "createdDate": now, "indexedDate": now}
     result = await database[NEWS].update_one({"rss_item_id": item["rss_item_id"]},
                                              {"$set": item, "$setOnInsert": on_insert}, upsert=True)
+    await bump_version(database, NEWS)
     return result.upserted_id is not None

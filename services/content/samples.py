@@ -9,6 +9,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from services.content.cache import (
+    bump_version,
     CollectionView,
     TextIndex,
     bson_sort_key,
@@ -17,12 +18,14 @@ from services.content.cache import (
     page_count,
     skip_for,
 )
+from services.core.urls import http_url, text_or_http_url
 from services.storage.database import SAMPLES, Database
 
 # Alphabetical by title (a gallery reads best that way); `id` keeps pages stable on equal titles.
 SAMPLES_SORT = [("title", 1), ("id", 1), ("_id", 1)]
 SEARCH_FIELDS = ("title", "description", "author", "tags")
 TEXT_FIELDS = ("title", "description", "preview", "authorUrl", "author", "source")
+URL_FIELDS = ("authorUrl", "source")  # links: absolute http(s) only
 MAX_TAGS = 20
 MAX_ID_CHARS = 200
 
@@ -39,10 +42,19 @@ def _tags(value: Any) -> list[str]:
 def sample_out(doc: dict) -> dict:
     """One `samples` entry in the website's Sample shape (missing text fields become empty)."""
     out = {name: doc.get(name) if isinstance(doc.get(name), str) else "" for name in TEXT_FIELDS}
+    out.update(_safe_links(out))  # rows stored before links were checked may hold any scheme
     sample_id = doc.get("id")
     out["id"] = str(sample_id) if sample_id not in (None, "") else str(doc.get("_id", ""))
     out["tags"] = _tags(doc.get("tags"))
     return out
+
+
+def _safe_links(sample: dict) -> dict:
+    """The link fields of `sample` with anything but http(s) URLs blanked (`preview` may also be text/code)."""
+    safe = {name: http_url(sample[name]) or "" for name in URL_FIELDS if sample.get(name)}
+    if sample.get("preview"):
+        safe["preview"] = text_or_http_url(sample["preview"])
+    return safe
 
 
 def parse_tags(tags: str | None) -> list[str]:
@@ -174,6 +186,14 @@ def validate_sample(raw: Any) -> dict:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise SampleError(f"sample {sample_id!r}: 'tags' must be a list of strings")
     sample = {name: raw[name] for name in TEXT_FIELDS if raw.get(name) is not None}
+    for name in URL_FIELDS:  # an operator's file: a bad link is reported, not silently dropped
+        if sample.get(name, "").strip():
+            url = http_url(sample[name])
+            if url is None:
+                raise SampleError(f"sample {sample_id!r}: '{name}' must be an http(s) URL")
+            sample[name] = url
+    if sample.get("preview") and not text_or_http_url(sample["preview"]):
+        raise SampleError(f"sample {sample_id!r}: 'preview' must be text or an http(s) URL")
     sample.update(id=sample_id.strip(), tags=[t.strip() for t in tags if t.strip()])
     return sample
 
@@ -181,4 +201,5 @@ def validate_sample(raw: Any) -> dict:
 async def upsert_sample(*, database: Database, sample: dict) -> bool:
     """Store a validated sample keyed by `id`; True when it was new."""
     result = await database[SAMPLES].update_one({"id": sample["id"]}, {"$set": sample}, upsert=True)
+    await bump_version(database, SAMPLES)
     return result.upserted_id is not None

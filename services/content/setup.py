@@ -12,11 +12,12 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
-from services.content.cache import CollectionView, DataVersionWatch, as_utc
+from services.content.cache import CollectionView, CounterWatch, DataVersionWatch, as_utc
 from services.storage.database import KB_META, NEWS, SAMPLES, Database
 from services.content.news import NEWS_PROJECTION, NewsSnapshot, prepare_news, upsert_news_documents
 from services.content.samples import SampleError, SamplesSnapshot, prepare_samples, upsert_sample, validate_sample
 from services.core.settings import Settings
+from services.core.urls import http_url
 
 log = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -62,6 +63,9 @@ def news_seed_document(raw: Any) -> dict:
         if not isinstance(raw.get(name), str) or not raw[name].strip():
             raise ValueError(f"news item {raw.get('documentId')!r}: '{name}' must be a non-empty string")
     doc = {name: value for name, value in raw.items() if value is not None and name != "_id"}
+    for name in ("sourceUrl", "rss_feed_url"):  # links: http(s) only, anything else is dropped
+        if name in doc and http_url(doc[name]) is None:
+            del doc[name]
     for name in NEWS_DATE_FIELDS:
         if name in doc:
             moment = as_utc(doc[name])
@@ -173,14 +177,19 @@ async def _warm(view: CollectionView) -> None:
 
 
 def open_content_views(*, settings: Settings, database: Database) -> ContentViews:
-    if not database.embedded:
+    """Snapshots on the embedded engine (reloaded on SQLite's data version) and with shared state (on the
+    collections' version counters, see services/content/cache.py); none on MongoDB in one process."""
+    if not database.embedded and not settings.uses_shared_state:
         return ContentViews()
     # litemongo keeps each collection in one SQLite file: <data_dir>/mongo/<database>/<collection>
     folder = Path(settings.data_dir).absolute() / "mongo" / settings.database_name
 
+    def watch(name: str):
+        return CounterWatch(database, name) if settings.uses_shared_state else DataVersionWatch(folder / name)
+
     def view(name: str, projection: dict | None, prepare) -> CollectionView:
         return CollectionView(load=lambda: database[name].find({}, projection).to_list(), prepare=prepare,
-                              watch=DataVersionWatch(folder / name))
+                              watch=watch(name))
 
     views = ContentViews(news=view(NEWS, NEWS_PROJECTION, prepare_news), samples=view(SAMPLES, None, prepare_samples))
     views.start_warming()

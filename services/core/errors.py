@@ -5,6 +5,21 @@ class StartupError(RuntimeError):
     """The service cannot start (data dir in use, KB built by another model...): one line says why and what to do."""
 
 
+def describe_failure(exc: BaseException) -> str:
+    """The exception and its root cause, a line each at most (chained transport errors are long), for one-line reports."""
+    def line(error: BaseException) -> str:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+    root = exc
+    for _ in range(10):  # bounded: a chain can loop
+        cause = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if cause is None:
+            break
+        root = cause
+    return line(exc) if root is exc else f"{line(exc)} ({line(root)})"
+
+
 class DomainError(Exception):
     """Base class; `status` and `message` are safe to show to a person; `code` is a machine-readable tag."""
 
@@ -45,3 +60,9 @@ class RateLimited(DomainError):
 
 class ServiceUnavailable(DomainError):
     status = 503
+
+
+class Overloaded(ServiceUnavailable):
+    """This process already runs MAX_CONCURRENT_CHATS chat streams (services.core.admission)."""
+
+    code = "overloaded"

@@ -4,6 +4,9 @@ The `feedback` collection is the queue: a background task sends every row whose 
 `pending` and due, marks it `delivered` (or re-schedules it with exponential backoff), and at
 startup picks up whatever an earlier process left undelivered. Phoenix is called with a stable
 annotation `identifier`, so a re-sent or re-rated feedback replaces the annotation instead of adding one.
+With several workers (`leases`, SHARED_STATE=mongo) each row is first claimed with one atomic
+`find_one_and_update` setting `delivery.<target>.lease_until`, so exactly one worker sends it; a
+worker that dies mid-send leaves a lease that expires after LEASE_SECONDS.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ARIZE_UPDATED_BY = "website_user"
 BATCH = 50
 IDLE_POLL_SECONDS = 30.0
 HTTP_TIMEOUT_SECONDS = 10.0
+LEASE_SECONDS = 120.0  # longer than any one send (Phoenix: 10 s timeout; Arize: one batch)
 
 
 class DeliveryError(Exception):
@@ -130,8 +134,9 @@ class FeedbackDelivery:
     """The background task that empties the feedback queue; `wake()` after storing a new rating."""
 
     def __init__(self, *, database: Database, settings: Settings, http: Any, phoenix_url: str | None,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, leases: bool = False) -> None:
         self.database = database
+        self.leases = leases
         self.settings = settings
         self.http = http
         self.phoenix_url = phoenix_url
@@ -183,7 +188,10 @@ class FeedbackDelivery:
             query: dict = {f"delivery.{target}.state": PENDING}
             if not everything:
                 query[f"delivery.{target}.next_attempt_at"] = {"$lte": utcnow()}
-            rows = await collection.find(query).sort(f"delivery.{target}.next_attempt_at", 1).limit(BATCH).to_list()
+            if self.leases:
+                rows = await self._claim(target, query)
+            else:
+                rows = await collection.find(query).sort(f"delivery.{target}.next_attempt_at", 1).limit(BATCH).to_list()
             if target == "phoenix":
                 for row in rows:
                     await self._deliver(target, [row])
@@ -193,11 +201,32 @@ class FeedbackDelivery:
                 return utcnow()  # more waiting: go again straight away
         return await self._next_due()
 
+    def _unleased(self, target: str) -> dict:
+        """Rows no worker holds now (no lease, or an expired one); everything without leases."""
+        if not self.leases:
+            return {}
+        lease = f"delivery.{target}.lease_until"
+        return {"$or": [{lease: None}, {lease: {"$lte": utcnow()}}]}
+
+    async def _claim(self, target: str, query: dict) -> list[dict]:
+        """Claim up to BATCH due rows, one atomic update each: a row claimed here is no other worker's."""
+        rows = []
+        field = f"delivery.{target}.next_attempt_at"
+        for _ in range(BATCH):
+            lease = {"$set": {f"delivery.{target}.lease_until": utcnow() + dt.timedelta(seconds=LEASE_SECONDS)}}
+            row = await self.database[FEEDBACK].find_one_and_update({**query, **self._unleased(target)}, lease,
+                                                                    sort=[(field, 1)])
+            if row is None:
+                break
+            rows.append(row)
+        return rows
+
     async def _next_due(self) -> dt.datetime | None:
         soonest = None
         for target in self.targets:
             field = f"delivery.{target}.next_attempt_at"
-            rows = await self.database[FEEDBACK].find({f"delivery.{target}.state": PENDING}).sort(field, 1).limit(1).to_list()
+            query = {f"delivery.{target}.state": PENDING, **self._unleased(target)}
+            rows = await self.database[FEEDBACK].find(query).sort(field, 1).limit(1).to_list()
             if rows and rows[0]["delivery"][target].get("next_attempt_at"):
                 due = rows[0]["delivery"][target]["next_attempt_at"]
                 soonest = due if soonest is None else min(soonest, due)
@@ -224,6 +253,8 @@ class FeedbackDelivery:
         now = utcnow()
         prefix = f"delivery.{target}"
         update = {f"{prefix}.state": outcome, f"{prefix}.attempts": attempts, f"{prefix}.last_error": error}
+        if self.leases:
+            update[f"{prefix}.lease_until"] = None
         if outcome == PENDING:
             delay = backoff_seconds(attempts, base=self.settings.feedback_retry_base_seconds,
                                     maximum=self.settings.feedback_retry_max_seconds)
@@ -257,7 +288,8 @@ async def open_feedback_delivery(*, database: Database, settings: Settings, http
     """Create the delivery indexes and start the task (it first sends whatever earlier runs left pending)."""
     from services.feedback.records import ensure_feedback_indexes
 
-    delivery = FeedbackDelivery(database=database, settings=settings, http=http, phoenix_url=phoenix_url, metrics=metrics)
+    delivery = FeedbackDelivery(database=database, settings=settings, http=http, phoenix_url=phoenix_url, metrics=metrics,
+                                leases=settings.uses_shared_state)
     await ensure_feedback_indexes(database, delivery.targets)
     delivery.start()
     return delivery

@@ -11,9 +11,9 @@ import datetime as dt
 import logging
 import re
 
-from services.storage.conversations import conversation_for_span
+from services.storage.conversations import conversation_for_span, owned_by
 from services.storage.database import FEEDBACK, Database
-from services.core.errors import BadRequest, ServiceUnavailable
+from services.core.errors import BadRequest, NotFound, ServiceUnavailable
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,25 @@ async def ensure_feedback_indexes(database: Database, targets: list[str]) -> Non
 
 
 async def record_feedback(*, database: Database, settings: Settings, span_id: str, feedback_type: str,
-                          comment: str | None, metrics=None) -> dict:
-    """Store (or replace) the rating of one answer and queue it for delivery; returns the stored row."""
+                          comment: str | None, metrics=None, owner: str | None = None) -> dict:
+    """Store (or replace) the rating of one answer and queue it for delivery; returns the stored row.
+
+    With `owner` (production: the key's hash) the span must be one this server issued to that key
+    in a stored conversation, else NotFound; without it any well-formed span id is accepted.
+    """
     if not _SPAN_ID.match(span_id or ""):
         raise BadRequest("span_id must be the 16 hexadecimal characters sent in the chat stream.")
     if feedback_type not in FEEDBACK_TYPES:
         raise BadRequest("feedback_type must be 'thumbs_up' or 'thumbs_down'.")
     span_id = span_id.lower()
     comment = (comment or "").strip()[:MAX_COMMENT_CHARS] or None
-    conversation_id = await _conversation_id(database, span_id)
+    if owner is not None:
+        conversation = await conversation_for_span(database, span_id)
+        if not owned_by(conversation, owner):
+            raise NotFound("No answer with this span_id was given to this magic key.")
+        conversation_id = conversation["_id"]
+    else:
+        conversation_id = await _conversation_id(database, span_id)
     now = utcnow()
     fields = {"span_id": span_id, "feedback_type": feedback_type, "comment": comment,
               "conversation_id": conversation_id, "timestamp": now,

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+from services.core.errors import StartupError, describe_failure
 from services.retrieval.corpus import Article, chunk_markdown
 from services.storage.database import CHUNKS, KB_DOCUMENTS, Database
 from services.retrieval.knowledge_base import KnowledgeBase
@@ -23,6 +24,39 @@ class IngestReport:
     removed: int = 0
     chunks_written: int = 0
     problems: list[str] = field(default_factory=list)
+
+
+class EmbeddingsUnavailable(StartupError):
+    """The embedder failed while the knowledge base was being built (e.g. its endpoint cannot be reached)."""
+
+
+def embedding_failure(exc: BaseException, *, purpose: str = "to build the knowledge base") -> str:
+    """One line for an embedder failure that says which endpoint failed and what to do."""
+    import openai
+
+    cause: BaseException | None = exc  # the embedder may wrap the client's error (EmbedderError from ...)
+    for _ in range(5):
+        if cause is None or isinstance(cause, (openai.APIError, ConnectionError, TimeoutError)):
+            break
+        cause = cause.__cause__
+    if cause is None or not isinstance(cause, (openai.APIError, ConnectionError, TimeoutError)):
+        return f"the embedder failed {purpose}: {describe_failure(exc)}"
+    request = getattr(cause, "request", None)
+    url = str(request.url) if request is not None else "(unknown URL)"
+    setting = "OPENAI_API_KEY" if "//api.openai.com/" in url else "EMBEDDING_BASE_URL"
+    if isinstance(cause, openai.APIStatusError):
+        return (f"the embeddings endpoint {url} refused the request {purpose}: {describe_failure(cause)}; "
+                f"check {setting} and EMBEDDING_MODEL, or unset {setting} to use the local model")
+    return (f"cannot reach the embeddings endpoint {url} {purpose}: {describe_failure(cause)}; "
+            f"check the network or unset {setting} to use the local model")
+
+
+async def embed_texts(kb: KnowledgeBase, texts: list[str]):
+    """`kb.embedder.embed_documents`, with a failure turned into one `EmbeddingsUnavailable` line."""
+    try:
+        return await kb.embedder.embed_documents(texts)
+    except Exception as exc:
+        raise EmbeddingsUnavailable(embedding_failure(exc)) from exc
 
 
 def embedding_text(title: str, section: str, content: str) -> str:
@@ -54,7 +88,7 @@ async def sync_articles(
                 progress(1)
             continue
         chunks = chunk_markdown(article.body)
-        vectors = await kb.embedder.embed_documents([embedding_text(article.title, c["section"], c["content"]) for c in chunks])
+        vectors = await embed_texts(kb, [embedding_text(article.title, c["section"], c["content"]) for c in chunks])
         now = dt.datetime.now(dt.timezone.utc)
         docs = [
             {
@@ -118,26 +152,6 @@ async def remove_document(*, database: Database, kb: KnowledgeBase, doc_id: str)
     await database[CHUNKS].delete_many({"doc_id": doc_id})
     await database[KB_DOCUMENTS].delete_one({"doc_id": doc_id})
     kb.on_chunks_removed(ids)
-
-
-async def reembed_all(*, database: Database, kb: KnowledgeBase, batch: int = 32,
-                      progress: Callable[[int], None] | None = None) -> int:
-    """Re-embed every stored chunk with the configured embedder and record it as the KB's model."""
-    docs = await database[CHUNKS].find({}, {"embeddings": 0}).to_list()
-    for start in range(0, len(docs), batch):
-        part = docs[start : start + batch]
-        texts = [embedding_text(d.get("title", ""), d.get("section", ""), d.get("content", "")) for d in part]
-        vectors = await kb.embedder.embed_documents(texts)
-        for doc, vector in zip(part, vectors):
-            doc["embeddings"] = vector.tolist()
-            doc["embedding_model"] = kb.embedder.model_id
-            await database[CHUNKS].update_one({"_id": doc["_id"]}, {"$set": {"embeddings": doc["embeddings"],
-                                                                            "embedding_model": kb.embedder.model_id}})
-        kb.on_chunks_written(part)
-        if progress:
-            progress(len(part))
-    await kb.record_model()
-    return len(docs)
 
 
 async def seed_knowledge_base(*, database: Database, kb: KnowledgeBase,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag
 
+from services.core.urls import http_url
 from services.retrieval.corpus import Article, ArticleError, parse_article
 from services.content.samples import SampleError, validate_sample
 
@@ -247,12 +248,14 @@ def parse_feed(data: bytes, *, name: str, feed_url: str | None = None) -> FeedRe
     parsed = feedparser.parse(data)
     if not parsed.entries and (parsed.bozo or not parsed.version):
         raise SourceError(f"{name}: not an RSS or Atom feed")
-    feed_url = feed_url or _feed_self_url(parsed)
+    # Feeds are someone else's content: a link that is not http(s) (javascript:, data:...) is dropped.
+    feed_url = http_url(feed_url or _feed_self_url(parsed))
     result = FeedResult()
     for position, entry in enumerate(parsed.entries, start=1):
         title = html_to_text(entry.get("title", "")).strip()
-        link = entry.get("link", "").strip()
-        item_id = (entry.get("id") or link).strip()
+        raw_link = (entry.get("link") or "").strip()
+        link = http_url(raw_link)
+        item_id = (entry.get("id") or raw_link).strip()
         if not title or not item_id:
             result.problems.append(f"{name} entry {position}: no title or id/link; skipped")
             continue

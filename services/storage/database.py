@@ -66,9 +66,12 @@ async def open_database(settings: Settings) -> Database:
     return Database(client=client, db=client[settings.database_name], embedded=True)
 
 
-async def ensure_indexes(database: Database) -> None:
+async def ensure_indexes(database: Database, *, conversation_retention_days: int = 0) -> None:
     """Create the indexes our own collections need; idempotent on both engines."""
+    from services.storage.retention import ensure_updated_at_index
+
     await database[CONVERSATIONS].create_index("span_ids")
-    await database[CONVERSATIONS].create_index("updated_at")
+    # a TTL index on MongoDB when conversations expire (CONVERSATION_RETENTION_DAYS)
+    await ensure_updated_at_index(database, retention_days=conversation_retention_days)
     await database[KB_DOCUMENTS].create_index("doc_id", unique=True)
     await database[CHUNKS].create_index("doc_id")

@@ -6,13 +6,19 @@ import contextlib
 import json
 import shutil
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 import httpx
 from asgi_lifespan import LifespanManager
 
 from main import create_app
 from services.core.settings import Settings
+
+if TYPE_CHECKING:
+    from agents.models.interface import Model
+    from fastapi import FastAPI
+
+    from services.retrieval.embeddings import Embedder, LocalEmbedder
 
 CHAT_QUESTION = "How do I call an OpenAI chat model from C# with Microsoft.Extensions.AI?"
 CLOSED_URL = "http://127.0.0.1:9"
@@ -25,9 +31,69 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
                   mcp_servers=[], rate_limit_chat=0, rate_limit_feedback=0, cors_origins=[],
                   # nothing listens on port 9: NuGet lookups fail fast and never leave the machine
                   nuget_search_urls=[CLOSED_URL + "/query"], nuget_registration_url=CLOSED_URL + "/registration/",
-                  nuget_flat_container_url=CLOSED_URL + "/flat/")
+                  nuget_flat_container_url=CLOSED_URL + "/flat/",
+                  # one line per delta: tests compare the stream's exact lines (tests/test_capacity.py covers merging)
+                  stream_coalesce_ms=0)
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def quick_settings(tmp_path: Path, **overrides) -> Settings:
+    """`make_settings` without seeding the knowledge base: for tests about the edges, not the answers."""
+    return make_settings(tmp_path, **{"seed_on_startup": False, **overrides})
+
+
+# --- one loaded embedding model for every in-process app --------------------------------------
+
+_shared_embedder: "LocalEmbedder | None" = None
+SHARED = object()  # "the session's shared embedder" (the default of the app helpers below)
+
+
+def shared_embedder() -> "LocalEmbedder":
+    """The local embedder every in-process app of this session uses (loaded on first use).
+
+    The `local_embedder` session fixture in tests/conftest.py owns it and closes it at the end;
+    apps never close an embedder they are given. A test that breaks its embedder must pass its own.
+    """
+    global _shared_embedder
+    if _shared_embedder is None:
+        from services.retrieval.embeddings import LocalEmbedder
+
+        _shared_embedder = LocalEmbedder()
+    return _shared_embedder
+
+
+def close_shared_embedder() -> None:
+    global _shared_embedder
+    if _shared_embedder is not None:
+        _shared_embedder.close()
+        _shared_embedder = None
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand: `create_app(..., clock=FakeClock())`, then `advance(s)`."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def build_app(settings: Settings, *, model: "Model | None" = None, embedder: "Embedder | None | object" = SHARED,
+              clock: Callable[[], float] | None = None, database=None) -> "FastAPI":
+    """`create_app` as the tests use it: the shared local embedder unless told otherwise.
+
+    `embedder=None` lets the app create (and close) its own, as in production; with OpenAI-protocol
+    embeddings configured (`Settings.embedding_endpoint`) the app's own is used too.
+    """
+    if embedder is SHARED:
+        uses_openai = settings.embedding_endpoint is not None  # OpenAI-protocol embeddings are configured
+        embedder = None if uses_openai else shared_embedder()
+    return create_app(settings, model=model, embedder=embedder, clock=clock, database=database)  # type: ignore[arg-type]
 
 
 def copy_seeded_data_dir(target: Path, cache_root: Path) -> None:
@@ -38,8 +104,9 @@ def copy_seeded_data_dir(target: Path, cache_root: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def running_app(settings: Settings, **app_options) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over ASGI; `app_options` (model, embedder, clock) go to `build_app`."""
+    app = build_app(settings, **app_options)
     async with LifespanManager(app, startup_timeout=180, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
@@ -70,21 +137,21 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served_app(settings: Settings) -> AsyncIterator[tuple[str, object]]:
+async def served_app(settings: Settings, **app_options) -> AsyncIterator[tuple[str, object]]:
     """The app behind a real uvicorn server on a loopback port (for disconnects and real clients)."""
     import asyncio
 
     import uvicorn
 
-    app = create_app(settings)
+    app = build_app(settings, **app_options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:
-        for _ in range(1800):
+        for _ in range(18000):
             if server.started or task.done():
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.01)
         if not server.started:
             raise RuntimeError("uvicorn did not start")
         yield f"http://127.0.0.1:{port}", app

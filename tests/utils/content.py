@@ -9,15 +9,15 @@ from typing import AsyncIterator
 import httpx
 from asgi_lifespan import LifespanManager
 
-from main import create_app
 from services.container import AppServices
 from services.core.settings import Settings
+from tests.utils.app import build_app
 
 
 @contextlib.asynccontextmanager
-async def content_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, AppServices]]:
+async def content_app(settings: Settings, **app_options) -> AsyncIterator[tuple[httpx.AsyncClient, AppServices]]:
     """Like tests.utils.app.running_app, but also yields the app's services (for writing test data)."""
-    app = create_app(settings)
+    app = build_app(settings, **app_options)
     async with LifespanManager(app, startup_timeout=180, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as client:
