@@ -8,7 +8,9 @@ core 0. At each concurrency N, N clients chat back to back for `--duration` s, f
 the upstream (baseline), then through `POST /api/chat` (or `/v1/chat/completions` with `--api v1`).
 Reported: the wait the service adds to the first content and to the end (service percentile minus
 baseline percentile), server CPU per chat (/proc/<pid>/stat), RSS per open stream, errors, and the
-highest N whose p99 added wait to first content is <= 250 ms.
+highest N whose p99 added wait to first content is <= 250 ms. The levels run with admission control
+off (MAX_CONCURRENT_CHATS=0); `--burst N` then sends N chats at one instant to a fresh server with
+the default limit: how many were admitted, and how fast the rest heard 503.
 
     python benchmarks/bench_capacity.py [--quick] [--levels 20,40,...] [--duration 20] [--label NAME] [--api chat|v1]
 """
@@ -221,12 +223,17 @@ async def run(levels: list[int], duration: float, api: str, env_extra: dict[str,
         upstream = start([sys.executable, str(ROOT / "benchmarks" / "upstream.py"), "--port", str(up_port)], core=0,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, log=tmp_path / "upstream.log",
                          ready_url=f"http://127.0.0.1:{up_port}/health")
-        env = bench_env(seeded_data_dir(tmp_path / "data"), port, OPENAI_API_KEY="sk-test",
-                        OPENAI_BASE_URL=upstream_url, OPENAI_API="chat_completions", RATE_LIMIT_CHAT="0",
-                        **env_extra)
+        data = seeded_data_dir(tmp_path / "data")
         os.sched_setaffinity(0, {0})  # the load generator shares core 0 with the upstream (after seeding)
-        server = start([sys.executable, str(ROOT / "main.py")], core=1, env=env, log=tmp_path / "server.log",
-                       ready_url=f"http://127.0.0.1:{port}/health")
+
+        def start_server(**extra: str):
+            # the rising levels measure the server itself: no admission control unless --env sets it
+            env = bench_env(data, port, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=upstream_url,
+                            OPENAI_API="chat_completions", RATE_LIMIT_CHAT="0", **{**extra, **env_extra})
+            return start([sys.executable, str(ROOT / "main.py")], core=1, env=env, log=tmp_path / "server.log",
+                         ready_url=f"http://127.0.0.1:{port}/health")
+
+        server = start_server(MAX_CONCURRENT_CHATS="0")
         server_url = f"http://127.0.0.1:{port}"
         try:
             connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -249,7 +256,13 @@ async def run(levels: list[int], duration: float, api: str, env_extra: dict[str,
                     if row["added_first_p99_ms"] > stop_ms:
                         print(f"  stopping: p99 added wait past {stop_ms:.0f} ms", flush=True)
                         break
-                crowd = await burst(session, server_url, api, burst_clients) if burst_clients else None
+                crowd = None
+                if burst_clients:  # a fresh server with the default MAX_CONCURRENT_CHATS
+                    stop(server)
+                    server = start_server()
+                    for _ in range(3):
+                        await service_chat(session, server_url, api)
+                    crowd = await burst(session, server_url, api, burst_clients)
         finally:
             stop(server)
             stop(upstream)

@@ -11,10 +11,8 @@ import asyncio
 import collections
 import json
 import os
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -91,30 +89,6 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._log.close()
-
-
-def snapshot_data_dir(source: Path, target: Path) -> None:
-    """Copy a data dir that a running server holds open (the embedded engine keeps one SQLite file per
-    collection, in WAL mode): SQLite files go through the online backup API, consistent even mid-write."""
-    for path in sorted(source.rglob("*")):
-        out = target / path.relative_to(source)
-        if path.is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-            continue
-        if path.name == "embedded.lock" or path.name.endswith(("-wal", "-shm", "-journal")):
-            continue
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as handle:
-            is_sqlite = handle.read(16) == b"SQLite format 3\x00"
-        if not is_sqlite:
-            shutil.copy2(path, out)
-            continue
-        src, dst = sqlite3.connect(path), sqlite3.connect(out)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
 
 
 # --- the scripted stand-in ----------------------------------------------------------------------

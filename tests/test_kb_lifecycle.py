@@ -269,7 +269,7 @@ async def test_deep_health_reports_what_is_wrong(tmp_path, models_endpoint):
         probe_down = ModelProbe(mode="openai", model="gpt-4.1-mini", clock=clock, timeout_seconds=2,
                                 openai_client=open_openai_client(quick_settings(tmp_path, openai_base_url=CLOSED_URL + "/v1")))
         status = await probe_down.check()
-        assert not status.ready and "APIConnectionError" in status.detail
+        assert not status.ready and ("APIConnectionError" in status.detail or "APITimeoutError" in status.detail)  # refused, or the short probe timeout on a loaded machine
     finally:
         await openai_client.close()
     offline = ModelProbe(mode="offline", model="gpt-4.1-mini")

@@ -45,8 +45,9 @@ async def test_sync_is_idempotent_updates_changes_and_prunes(seeded_settings):
         assert await db[KB_DOCUMENTS].count_documents({"origin": "seed"}) >= 40
 
 
-def test_local_embedder_is_pinned_normalised_and_semantic():
-    embedder = LocalEmbedder()
+def test_local_embedder_is_pinned_normalised_and_semantic(local_embedder):
+    embedder = local_embedder  # the session's LocalEmbedder()
+    assert isinstance(embedder, LocalEmbedder)
     vectors = embedder.embed_sync(["How do I stream chat responses in C#?",
                                    "Streaming a chat completion with IChatClient in .NET",
                                    "Best lasagna recipe with spinach"])

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # capacity (benchmarks/bench_capacity.py)
-    max_concurrent_chats: int = 120  # chat streams one process runs at once; beyond it 503 + Retry-After; 0 = no limit
+    max_concurrent_chats: int = 40  # chat streams one process runs at once; beyond it 503 + Retry-After; 0 = no limit
     stream_coalesce_ms: int = 25  # text deltas closer together than this share one stream line; 0 = one line each
     workers: int = 1  # uvicorn worker processes (with MONGODB_URI only: the embedded store serves one process)
     shared_state: Literal["auto", "mongo", "process"] = "auto"  # rate limits, feedback leases, content versions:

@@ -71,13 +71,14 @@ class RetentionSweeper:
         self.retention_days = retention_days
         self.interval = interval_hours * 3600
         self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         if self.retention_days > 0 and self._task is None:
             self._task = asyncio.create_task(self._run(), name="conversation-retention")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 removed = await delete_expired(self.database, retention_days=self.retention_days)
                 if removed:
@@ -86,11 +87,19 @@ class RetentionSweeper:
                 raise
             except Exception:  # the store may be briefly unavailable: the next sweep tries again
                 log.warning("retention sweep failed", exc_info=True)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # The event ends the loop even when a cancellation is lost: Python 3.11's asyncio.wait_for (the
+        # store's call timeout) can swallow one that arrives as its call completes.
+        self._stopping.set()
+        task.cancel()
+        while not task.done():
+            await asyncio.wait({task}, timeout=1.0)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
