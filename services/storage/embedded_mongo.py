@@ -70,9 +70,12 @@ class _Worker:
         loop = asyncio.get_running_loop()
         override = _csot.remaining()
         future = loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation that arrives as the call
+        # finishes, which left shutdowns (a cancelled background task mid-call) hanging.
         try:
-            return await asyncio.wait_for(future, self._timeout if override is None else max(0.0, override))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._timeout if override is None else max(0.0, override)):
+                return await future
+        except TimeoutError:
             raise StoreTimeout() from None
 
     def run_sync(self, fn, *args, **kwargs):
