@@ -64,12 +64,14 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None, 
     app.state.settings = settings
     origins = ["*"] if settings.is_development else settings.cors_origins
     from services.core.rate_limits import RATE_LIMIT_HEADERS
+    from web.admission_gate import AdmissionGateMiddleware
     from web.body_limit import BodyLimitMiddleware
     from web.errors import register_error_handlers
     from web.metrics_middleware import MetricsMiddleware
 
     # Added before CORS so CORS stays outermost: a 413 still carries the CORS headers a browser needs.
     app.add_middleware(BodyLimitMiddleware, read_timeout_seconds=settings.body_read_timeout_seconds)
+    app.add_middleware(AdmissionGateMiddleware)  # a full server refuses chats before reading them (counted, CORS'd)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=not settings.is_development,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"], expose_headers=RATE_LIMIT_HEADERS)

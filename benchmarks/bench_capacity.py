@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, bench_env, free_port, percentile, print_table, seeded_data_dir, write_results
+from capacity_burst import burst
 from processes import core_busy_seconds, cpu_seconds, rss_mb, start, stop
 
 LEVELS = [20, 40, 80, 120, 160, 200, 240]
@@ -165,44 +166,6 @@ async def phase(chat, clients: int, duration: float, pids: dict[str, int]) -> di
     return summary
 
 
-async def burst(session, server: str, api: str, clients: int) -> dict:
-    """`clients` chats released at the same instant: how many are admitted, how fast the rest hear 503."""
-    release = asyncio.Event()
-
-    async def one() -> dict:
-        await release.wait()
-        started = time.perf_counter()
-        url = server + ("/v1/chat/completions" if api == "v1" else "/api/chat")
-        body = ({"model": "csharp-ai-buddy", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}
-                if api == "v1" else {"message": QUESTION})
-        try:
-            async with session.post(url, json=body) as response:
-                if response.status == 503:
-                    await response.read()
-                    return {"refused_ms": 1000 * (time.perf_counter() - started),
-                            "retry_after": response.headers.get("Retry-After")}
-                async for _ in response.content:
-                    pass
-                return {"status": response.status, "total_ms": 1000 * (time.perf_counter() - started)}
-        except Exception as exc:  # counted, not raised: the point is what a crowd gets
-            return {"error": type(exc).__name__}
-
-    tasks = [asyncio.create_task(one()) for _ in range(clients)]
-    await asyncio.sleep(0.5)
-    release.set()
-    results = await asyncio.gather(*tasks)
-    refused = [r["refused_ms"] for r in results if "refused_ms" in r]
-    admitted = [r["total_ms"] for r in results if r.get("status") == 200]
-    summary = {"clients": clients, "admitted": len(admitted), "refused": len(refused),
-               "errors": sum(1 for r in results if "error" in r or r.get("status") not in (None, 200)),
-               "refusals_with_retry_after": sum(1 for r in results if r.get("retry_after"))}
-    if refused:
-        summary["refused_ms"] = {p: round(percentile(refused, q), 1) for p, q in (("p50", 50), ("p99", 99))}
-    if admitted:
-        summary["admitted_total_ms"] = {p: round(percentile(admitted, q), 1) for p, q in (("p50", 50), ("p99", 99))}
-    return summary
-
-
 def added(base: dict, service: dict) -> dict:
     return {f"added_{key}_{p}_ms": round(service[f"{key}_ms"][p] - base[f"{key}_ms"][p], 1)
             for key in ("first", "total") for p in ("p50", "p99")}
@@ -256,10 +219,11 @@ async def run(levels: list[int], duration: float, api: str, env_extra: dict[str,
                     if row["added_first_p99_ms"] > stop_ms:
                         print(f"  stopping: p99 added wait past {stop_ms:.0f} ms", flush=True)
                         break
-                crowd = None
-                if burst_clients:  # a fresh server with the default MAX_CONCURRENT_CHATS
-                    stop(server)
-                    server = start_server()
+            crowd = None
+            if burst_clients:  # a fresh server with the default MAX_CONCURRENT_CHATS, fresh connections
+                stop(server)
+                server = start_server()
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
                     for _ in range(3):
                         await service_chat(session, server_url, api)
                     crowd = await burst(session, server_url, api, burst_clients)

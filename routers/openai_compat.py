@@ -43,9 +43,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, runner
     admission.refuse_if_full()  # first: a busy server says so at once (503), before any lookups
     key = await gate.check(bearer_key(authorization))
     who = identity(magic_key=key, client_ip=client_ip)
+    turn = prepare_turn(body).model_copy(update={"identity": who})  # a bad request is not counted as a hit
     runner.check_budget(who)
     headers = await limits.hit("chat", magic_key=key, client_ip=client_ip)
-    turn = prepare_turn(body).model_copy(update={"identity": who})
     slot = admission.acquire()  # held until the answer is complete, or the stream ends or is closed
     if turn.stream:
         stream = stream_completion(runner=runner, turn=turn, coalesce_seconds=settings.stream_coalesce_ms / 1000)

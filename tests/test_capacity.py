@@ -48,7 +48,7 @@ async def test_the_third_concurrent_chat_is_refused_at_once_and_a_slot_frees_whe
 
         status, lines = await first
         assert status == 200 and lines[-1]["type"] == "complete"
-        await eventually(lambda: _is(client, 1), timeout=5, interval=0.01)
+        await eventually(lambda: _below(client, 2), timeout=5, interval=0.01)  # (the second may be done too)
         status, lines = await chat_lines(client, QUESTION)  # admitted again
         assert status == 200 and lines[-1]["type"] == "complete"
         assert (await second)[0] == 200
@@ -60,6 +60,10 @@ async def test_the_third_concurrent_chat_is_refused_at_once_and_a_slot_frees_whe
 
 async def _is(client, count: int) -> bool:
     return await _active(client) == count
+
+
+async def _below(client, count: int) -> bool:
+    return await _active(client) < count
 
 
 async def test_a_non_streamed_v1_answer_holds_its_slot_until_it_is_complete(tmp_path):
@@ -183,3 +187,32 @@ async def test_coalescing_keeps_the_stream_contract(tmp_path):
     assert lines[0]["type"] == "metadata" and lines[-1]["type"] == "complete"
     content = [line for line in lines if line["type"] == "content"]
     assert content and all(line["content"] for line in content)
+
+
+async def test_a_full_server_refuses_at_the_door_before_reading_the_request(tmp_path):
+    async with running_app(quick_settings(tmp_path, max_concurrent_chats=1)) as client:
+        admission = app_services(client).admission
+        admission.active = 1  # as if one chat were running
+        try:
+            refused = await client.post("/api/chat", content=b"{not json", headers={"content-type": "application/json"})
+            assert refused.status_code == 503 and refused.headers["Retry-After"]  # not the 422 of a bad body
+            v1 = await client.post("/v1/chat/completions", json={"model": "nope"})
+            assert v1.status_code == 503 and v1.json()["error"]["code"] == "overloaded"
+            assert (await client.get("/api/news")).status_code == 200  # other routes are not gated
+        finally:
+            admission.active = 0
+        assert (await client.post("/api/chat", content=b"{not json",
+                                  headers={"content-type": "application/json"})).status_code == 422
+
+
+async def test_coalesced_v1_stream_keeps_openais_chunk_order(tmp_path):
+    settings = quick_settings(tmp_path, stream_coalesce_ms=25)
+    async with running_app(settings) as client:
+        response = await client.post("/v1/chat/completions", json={**V1_BODY, "stream": True})
+    assert response.status_code == 200
+    data = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(item) for item in data[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[1:-1]).strip()

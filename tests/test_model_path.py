@@ -10,12 +10,13 @@ import json
 import logging
 import time
 
+import bpe_openai
 import httpx2
 import openai
 import pytest
 from asgi_lifespan import LifespanManager
 
-from services.agent.context_budget import OMITTED, estimate_tokens, trim_to_budget
+from services.agent.context_budget import OMITTED, estimate_tokens, token_counter, trim_to_budget
 from services.agent.failures import (BAD_REPLY_TEXT, BUSY_TEXT, MAX_TURNS_TEXT, TIMEOUT_TEXT, Failure, _retry_after,
                                      classify)
 from tests.openai_standin import DEFAULT_USAGE, fault, running_standin, status, text, tool_call, web_search
@@ -328,7 +329,8 @@ async def test_fifty_huge_history_items_stay_under_the_context_budget(tmp_path):
 
     history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"item {n} " + "x" * 10_000} for n in range(50)]
     async with running_standin([text("Fits.")], repeat=True) as standin:
-        settings = model_settings(tmp_path, standin, openai_api="responses", session_max_items=20)
+        settings = model_settings(tmp_path, standin, openai_api="responses", session_max_items=20,
+                                  openai_model="gpt-4.1-mini")  # a name OpenAI's tokenizer knows: counted exactly
         async with running_app(settings) as client:
             plain = await v1_post(client, {**V1_BODY, "messages": [*history, V1_BODY["messages"][0]]})
             _, lines = await chat_lines(client, {"message": QUESTION, "history": history})
@@ -342,8 +344,10 @@ async def test_fifty_huge_history_items_stay_under_the_context_budget(tmp_path):
 
     assert plain.status_code == 200 and lines[-1]["type"] == "complete" and continued[-1]["type"] == "complete"
     budget = settings.context_budget_tokens
+    o200k = bpe_openai.encoding_for_model(settings.openai_model)  # the model's own tokenizer, not ours
     for request in standin.model_requests():
-        assert request["size"] / 4 <= budget, request["size"]
+        sent = json.dumps({k: request["body"].get(k) for k in ("instructions", "input", "tools")}, ensure_ascii=False)
+        assert len(o200k.encode_ordinary(sent)) <= budget, request["size"]
         assert responses_input(request)[-1]["content"] in (QUESTION, "Start.")
     v1_input = responses_input(standin.model_requests()[0])
     assert 1 < len(v1_input) < 51 and v1_input[-2]["content"].startswith("item 49 ")  # the newest turns stay
@@ -369,6 +373,16 @@ def test_trimming_drops_earlier_tool_outputs_first_then_oldest_turns():
     kept = trim_to_budget(items, budget=1000, fixed=0)
     assert kept[0] == {"role": "user", "content": "q3"} and len(kept) == 3
     assert sum(estimate_tokens(i) for i in kept) <= 1000 and kept[2]["output"].startswith("yyy")
+
+
+def test_openai_models_are_counted_with_their_tokenizer_and_others_estimated():
+    o200k = bpe_openai.get_encoding("o200k_base")
+    text = "How do I stream a chat completion with IChatClient in C#? " * 50 + "=" * 4000
+    for model in ("gpt-4.1-mini", "gpt-5-mini", "gpt-4o-2024-08-06", "o4-mini"):
+        assert token_counter(model)(text) == len(o200k.encode_ordinary(text)) + 4, model
+    assert token_counter("gpt-4.1-mini")(text) < estimate_tokens(text) - 200  # (the estimate is not the count)
+    assert token_counter("llama3.1:8b") is estimate_tokens  # an endpoint's own model: the documented estimate
+    assert token_counter("OfflineGroundedModel") is estimate_tokens
 
 
 def test_failures_are_classified_with_retry_hints():

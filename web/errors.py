@@ -59,16 +59,21 @@ def _validation_detail(errors: list[dict]) -> list[dict]:
             for err in errors]
 
 
+def domain_error_response(path: str, exc: DomainError) -> JSONResponse:
+    """A domain error as HTTP: its status, Retry-After and headers, the body in `path`'s API style."""
+    headers = dict(exc.headers)
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    body = error_payload(path, exc.status, exc.message, code=exc.code)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Install the mapper on `app`."""
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        headers = dict(exc.headers)
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(exc.retry_after)
-        body = error_payload(request.url.path, exc.status, exc.message, code=exc.code)
-        return JSONResponse(body, status_code=exc.status, headers=headers)
+        return domain_error_response(request.url.path, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -219,7 +219,8 @@ class CompletionFailed(DomainError):
         return error
 
 
-async def stream_completion(*, runner: ChatRunner, turn: CompatTurn, coalesce_seconds: float = 0.0) -> AsyncIterator[str]:
+async def stream_completion(*, runner: ChatRunner, turn: CompatTurn,
+                            coalesce_seconds: float = 0.0) -> AsyncIterator[str]:
     """SSE `data:` chunks in OpenAI's order: role, content deltas, finish, [usage], then `[DONE]`.
 
     Deltas closer together than `coalesce_seconds` share one chunk (STREAM_COALESCE_MS).

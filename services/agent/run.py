@@ -68,7 +68,8 @@ class ChatRunner:
         self.top_k, self.min_relevance, self.record_content = top_k, min_relevance, record_content
         self.limits = limits or RunLimits()
         self.budget = budget
-        self.run_config = RunConfig(call_model_input_filter=budget_filter(self.limits.context_budget_tokens))
+        self.run_config = RunConfig(call_model_input_filter=budget_filter(self.limits.context_budget_tokens,
+                                                                             self.limits.model_label))
 
     def check_budget(self, identity: str | None) -> None:
         """Refuse (429 `TokenBudgetSpent`) before a run when `identity` has spent today's token budget."""

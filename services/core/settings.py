@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     workers: int = 1  # uvicorn worker processes (with MONGODB_URI only: the embedded store serves one process)
     shared_state: Literal["auto", "mongo", "process"] = "auto"  # rate limits, feedback leases, content versions:
     # "mongo" keeps them in the database (several workers agree), "process" in memory; auto: mongo with MONGODB_URI
-    conversation_retention_days: int = 30  # stored conversations (and their agent memory) untouched this long are deleted; 0 keeps them
+    conversation_retention_days: int = 30  # conversations (and agent memory) untouched this long are deleted; 0: kept
 
     # tools
     nuget_search_urls: Annotated[list[str], NoDecode] = Field(

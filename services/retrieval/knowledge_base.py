@@ -125,7 +125,9 @@ class KnowledgeBase:
             vector = await self.embedder.embed_query(query)
         except EmbedderError as exc:  # the embeddings endpoint failed or timed out: keywords still answer
             log.warning("query embedding failed, keyword-only retrieval for this search: %s", exc)
-            return await asyncio.to_thread(self._search_keywords_only, query, k, prefer_code) if self.local else []
+            if self.local:
+                return await asyncio.to_thread(self._search_keywords_only, query, k, prefer_code)
+            return await self._search_atlas_keywords_only(query, k, prefer_code)
         if self.local:
             return await asyncio.to_thread(self._search_local, query, vector, filters or {}, k, prefer_code)
         return await self._search_atlas(query, vector, filters or {}, k, prefer_code)
@@ -240,6 +242,34 @@ class KnowledgeBase:
             tags=list(chunk.get("tags") or []),
         )
 
+    async def _atlas_keyword_docs(self, query: str, pool: int, *, with_embeddings: bool) -> list[dict]:
+        """Atlas Search hits for `query` (best first), [] when the cluster has no Atlas Search index."""
+        projection = {**_PROJECTION, "score": {"$meta": "searchScore"}}
+        if with_embeddings:
+            projection["embeddings"] = 1
+        pipeline = [
+            {"$search": {"index": self._settings.atlas_search_index_name,
+                         "text": {"query": query, "path": ["title", "section", "content"]}}},
+            {"$limit": pool},
+            {"$project": projection},
+        ]
+        try:
+            cursor = await self._db[CHUNKS].aggregate(pipeline)
+            return await cursor.to_list()
+        except pymongo.errors.PyMongoError:  # no Atlas Search index: vector results alone still answer
+            log.info("Atlas Search keyword query unavailable; using vector results only", exc_info=True)
+            return []
+
+    async def _search_atlas_keywords_only(self, query: str, k: int, prefer_code: bool) -> list[Passage]:
+        """Atlas Search alone (the embedder failed), scored like `_search_keywords_only`."""
+        docs = await self._atlas_keyword_docs(query, max(k * 4, 20), with_embeddings=False)
+        by_id = {str(d["_id"]): d for d in docs}
+        best = max((float(d.get("score", 0.0)) for d in docs), default=0.0) or 1.0
+        scores = {chunk_id: float(doc.get("score", 0.0)) / best for chunk_id, doc in by_id.items()}
+        ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+        picked = select_diverse(ranked, by_id, k, prefer_code=prefer_code)
+        return [self._passage(chunk_id, by_id[chunk_id], scores[chunk_id]) for chunk_id in picked]
+
     async def _search_atlas(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
         """Atlas: `$vectorSearch` + Atlas Search, unfiltered (a filter could exclude everything), then
         the same final score and facet boost as the embedded engine, applied after retrieval."""
@@ -251,18 +281,7 @@ class KnowledgeBase:
                            {"$project": {**_PROJECTION, "score": {"$meta": "vectorSearchScore"}}}]
         cursor = await chunks.aggregate(vector_pipeline)
         vector_docs = await cursor.to_list()
-        keyword_docs: list[dict] = []
-        try:
-            keyword_pipeline = [
-                {"$search": {"index": self._settings.atlas_search_index_name,
-                             "text": {"query": query, "path": ["title", "section", "content"]}}},
-                {"$limit": pool},
-                {"$project": {**_PROJECTION, "embeddings": 1, "score": {"$meta": "searchScore"}}},
-            ]
-            cursor = await chunks.aggregate(keyword_pipeline)
-            keyword_docs = await cursor.to_list()
-        except Exception:  # no Atlas Search index: vector results alone still answer
-            log.info("Atlas Search keyword query unavailable; using vector results only", exc_info=True)
+        keyword_docs = await self._atlas_keyword_docs(query, pool, with_embeddings=True)
         by_id = {str(d["_id"]): d for d in [*keyword_docs, *vector_docs]}
         # vectorSearchScore for cosine is (1 + cos) / 2; use the cosine like the local index
         cosine = {str(d["_id"]): 2.0 * float(d.get("score", 0.5)) - 1.0 for d in vector_docs}

