@@ -146,9 +146,16 @@ def _serve_workers(settings: Settings, workers: int, options: dict) -> int:
     options = {**options, "http": _worker_protocol(options.get("http"))}
     log.info("starting %d workers (MONGODB_URI: shared store; MAX_CONCURRENT_CHATS=%d each)", workers,
              settings.max_concurrent_chats)
-    uvicorn.run("main:create_worker_app", factory=True, workers=workers, host=settings.bind_host, port=settings.port,
-                log_level="info", lifespan="on", **options)
-    return 0
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from services.cli import EXIT_STARTUP
+
+    config = uvicorn.Config("main:create_worker_app", factory=True, workers=workers, host=settings.bind_host,
+                            port=settings.port, log_level="info", lifespan="on", **options)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()  # until a signal, or a worker fails to start (it printed its one line)
+    return EXIT_STARTUP if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes) else 0
 
 
 def _worker_protocol(protocol):
@@ -167,14 +174,15 @@ def create_worker_app() -> "_OneLineStartupFailures":
     from web.server_timeouts import TimedH11Protocol
 
     TimedH11Protocol.head_timeout_seconds = max(float(settings.body_read_timeout_seconds), 0.1)
-    return _OneLineStartupFailures(create_app(settings))
+    return _OneLineStartupFailures(create_app(settings), print_error=True)
 
 
 class _OneLineStartupFailures:
     """Drops the traceback uvicorn would log for a `StartupError`; `serve` prints its one line instead."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, print_error: bool = False) -> None:
         self.app = app
+        self.print_error = print_error  # a worker says it itself: its parent process cannot see the app
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "lifespan":
@@ -182,8 +190,11 @@ class _OneLineStartupFailures:
             return
 
         async def quiet_send(message) -> None:
-            if message["type"] == "lifespan.startup.failed" and getattr(self.app.state, "startup_error", None):
+            error = getattr(self.app.state, "startup_error", None)
+            if message["type"] == "lifespan.startup.failed" and error is not None:
                 message = {**message, "message": ""}
+                if self.print_error:
+                    print(f"error: {error}", file=sys.stderr, flush=True)
             await send(message)
 
         await self.app(scope, receive, quiet_send)

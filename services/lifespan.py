@@ -29,7 +29,7 @@ from services.observability.telemetry import TelemetryStore
 from services.observability.tracing import setup_tracing
 from services.retrieval.embeddings import Embedder, create_embedder
 from services.retrieval.knowledge_base import KnowledgeBase
-from services.storage.database import Database, ensure_indexes, open_database
+from services.storage.database import Database, ensure_indexes, open_database, require_reachable
 from services.storage.retention import RetentionSweeper
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ async def open_services(settings: Settings, *, model: Model | None = None, embed
         if database is None:
             database = await open_database(settings)
             stack.push_async_callback(database.close)
+            if not database.embedded:
+                await require_reachable(database, settings)
         await ensure_indexes(database, conversation_retention_days=settings.conversation_retention_days)
         await prepare_content(database=database, settings=settings)  # news/samples indexes + seed
         telemetry = TelemetryStore(database=database, max_rows=settings.telemetry_max_rows,

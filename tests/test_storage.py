@@ -81,3 +81,38 @@ def test_settings_reject_placeholder_secrets_in_production(tmp_path):
     with pytest.raises(ValidationError, match="placeholder"):
         make_settings(tmp_path, environment="production", openai_api_key="changeme")
     assert make_settings(tmp_path, environment="staging").is_development is False  # unknown means production
+
+
+async def test_an_unreachable_mongodb_is_one_startup_line_without_the_password(tmp_path):
+    from services.core.errors import StartupError
+    from tests.utils.app import free_port
+
+    port = free_port()
+    settings = make_settings(tmp_path, mongodb_uri=f"mongodb://buddy:SECRETpw@127.0.0.1:{port}/", store_timeout_seconds=0.5)
+    with pytest.raises(StartupError) as caught:
+        async with running_app(settings):
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach MongoDB from MONGODB_URI within STORE_TIMEOUT_SECONDS=0.5: "
+                              f"ServerSelectionTimeoutError: 127.0.0.1:{port}")
+    assert "SECRETpw" not in message and "\n" not in message and "Topology" not in message
+
+
+@pytest.mark.slow  # `python main.py` with two worker processes
+async def test_workers_that_cannot_start_exit_2_with_one_line_each(tmp_path):
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.utils.app import free_port
+
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "WORKERS": "2", "PORT": str(free_port()),
+           "MONGODB_URI": f"mongodb://buddy:SECRETpw@127.0.0.1:{free_port()}/", "STORE_TIMEOUT_SECONDS": "0.5",
+           "OPENAI_API_KEY": "", "MCP_SERVERS": "[]", "PHOENIX_COLLECTOR_ENDPOINT": "", "ENVIRONMENT": "development"}
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "main.py"], env=env, capture_output=True,
+                                     text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "SECRETpw" not in result.stderr
+    assert 1 <= len(errors) <= 2 and all("cannot reach MongoDB" in line for line in errors), result.stderr

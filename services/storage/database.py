@@ -45,6 +45,25 @@ class Database:
         await self.client.close()
 
 
+async def require_reachable(database: Database, settings: Settings) -> None:
+    """At start-up: MongoDB answers a ping, or one `StartupError` line says where and why not.
+
+    pymongo connects lazily, so without this the first collection call (index creation) fails deep in
+    the lifespan with a long traceback. Its error names hosts, never the URI's credentials.
+    """
+    import pymongo.errors
+
+    from services.core.errors import StartupError, describe_failure
+
+    try:
+        await database.db.command("ping")
+    except pymongo.errors.PyMongoError as exc:
+        reason = describe_failure(exc).split(" (configured timeouts")[0].split(", Timeout:")[0][:200]
+        raise StartupError(f"cannot reach MongoDB from MONGODB_URI within STORE_TIMEOUT_SECONDS="
+                           f"{settings.store_timeout_seconds:g}: {reason} — check the host, the credentials and "
+                           "the cluster's network access list") from None
+
+
 async def open_database(settings: Settings) -> Database:
     """Connect to MongoDB when `MONGODB_URI` is set, else open the embedded on-disk engine."""
     if settings.mongodb_uri:
