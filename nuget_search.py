@@ -1,14 +1,15 @@
-"""Async client for NuGet's v3 search, registration and flat-container APIs."""
+"""Async client for NuGet's v3 search, registration and flat-container APIs; what it returns is in nuget_models."""
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from datetime import datetime
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, Field
+
+from nuget_models import (NUGET_GALLERY_URL, NuGetDependency, NuGetDependencyGroup, NuGetPackage,  # noqa: F401
+                          NuGetPackageDetails, NuGetSearchResult, nuget_url, parse_details, parse_package, text, to_int)
 
 DEFAULT_SEARCH_URLS: tuple[str, ...] = (
     "https://azuresearch-usnc.nuget.org/query",
@@ -16,7 +17,6 @@ DEFAULT_SEARCH_URLS: tuple[str, ...] = (
 )
 DEFAULT_REGISTRATION_BASE_URL = "https://api.nuget.org/v3/registration5-gz-semver2/"
 DEFAULT_FLAT_CONTAINER_URL = "https://api.nuget.org/v3-flatcontainer/"
-NUGET_GALLERY_URL = "https://www.nuget.org/packages/"
 
 # IDs and versions end up in URL paths, so anything outside NuGet's grammar is rejected
 # before any request (this also stops "../"-style paths coming from LLM tool arguments).
@@ -38,82 +38,6 @@ class NuGetUnavailableError(NuGetError):
 
 class NuGetNotFoundError(NuGetError):
     """The package or version does not exist."""
-
-
-class NuGetPackage(BaseModel):
-    """One search hit."""
-
-    id: str
-    version: str = ""
-    description: str = ""
-    summary: str = ""
-    authors: list[str] = Field(default_factory=list)
-    owners: list[str] = Field(default_factory=list)
-    total_downloads: int = 0
-    verified: bool = False
-    tags: list[str] = Field(default_factory=list)
-    project_url: str | None = None
-    license_url: str | None = None
-    icon_url: str | None = None
-    versions: list[str] = Field(default_factory=list)
-    package_types: list[str] = Field(default_factory=list)
-    nuget_url: str = ""
-
-
-class NuGetSearchResult(BaseModel):
-    """A page of search hits and the endpoint that answered."""
-
-    total_hits: int = 0
-    packages: list[NuGetPackage] = Field(default_factory=list)
-    source_url: str
-
-
-class NuGetDependency(BaseModel):
-    id: str
-    range: str | None = None
-
-
-class NuGetDependencyGroup(BaseModel):
-    target_framework: str | None = None  # None: applies to any framework
-    dependencies: list[NuGetDependency] = Field(default_factory=list)
-
-
-class NuGetPackageDetails(BaseModel):
-    """Metadata of one package version from the registration index."""
-
-    id: str
-    version: str
-    versions: list[str] = Field(default_factory=list)
-    description: str = ""
-    authors: list[str] = Field(default_factory=list)
-    license_expression: str | None = None
-    license_url: str | None = None
-    project_url: str | None = None
-    published: datetime | None = None
-    listed: bool = True
-    dependency_groups: list[NuGetDependencyGroup] = Field(default_factory=list)
-    nuget_url: str
-
-
-def _text(value: Any) -> str | None:
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _str_list(value: Any, sep: str = ",") -> list[str]:
-    # NuGet serves authors/owners/tags either as a delimited string or as a list.
-    items = re.split(sep, value) if isinstance(value, str) else value if isinstance(value, list) else []
-    return [t for t in (_text(v) for v in items) if t]
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _datetime(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _json_or_none(body: bytes) -> Any:
@@ -141,51 +65,6 @@ def _version_key(version: str) -> tuple:
     labels = tuple((0, int(p), "") if p.isascii() and p.isdigit() else (1, 0, p.lower()) for p in pre.split("."))
     # Padding makes 1.0 == 1.0.0 == 1.0.0.0; a release ranks above its prereleases.
     return (nums + (0, 0, 0, 0))[:4], not pre, labels if pre else ()
-
-
-def nuget_url(package_id: str, version: str | None = None) -> str:
-    """nuget.org gallery URL for a package, optionally pinned to a version."""
-    return f"{NUGET_GALLERY_URL}{package_id}/{version}" if version else f"{NUGET_GALLERY_URL}{package_id}"
-
-
-def _parse_package(item: Any) -> NuGetPackage | None:
-    if not isinstance(item, dict) or not _text(item.get("id")):
-        return None
-    pkg_id, version = item["id"].strip(), _text(item.get("version")) or ""
-    versions = [_text(v.get("version") if isinstance(v, dict) else v) for v in item.get("versions") or []]
-    types = [_text(t.get("name")) for t in item.get("packageTypes") or [] if isinstance(t, dict)]
-    return NuGetPackage(
-        id=pkg_id,
-        version=version,
-        description=_text(item.get("description")) or "",
-        summary=_text(item.get("summary")) or "",
-        authors=_str_list(item.get("authors")),
-        owners=_str_list(item.get("owners")),
-        total_downloads=_int(item.get("totalDownloads")),
-        verified=item.get("verified") is True,
-        tags=_str_list(item.get("tags"), r"[,\s]+"),
-        project_url=_text(item.get("projectUrl")),
-        license_url=_text(item.get("licenseUrl")),
-        icon_url=_text(item.get("iconUrl")),
-        versions=[v for v in versions if v],
-        package_types=[t for t in types if t],
-        nuget_url=nuget_url(pkg_id, version),
-    )
-
-
-def _parse_dependency_groups(groups: Any) -> list[NuGetDependencyGroup]:
-    return [
-        NuGetDependencyGroup(
-            target_framework=_text(g.get("targetFramework")),
-            dependencies=[
-                NuGetDependency(id=d["id"].strip(), range=_text(d.get("range")))
-                for d in g.get("dependencies") or []
-                if isinstance(d, dict) and _text(d.get("id"))
-            ],
-        )
-        for g in (groups if isinstance(groups, list) else [])
-        if isinstance(g, dict)
-    ]
 
 
 class NuGetClient:
@@ -250,10 +129,10 @@ class NuGetClient:
             if not isinstance(data, dict) or not isinstance(data.get("data"), list):
                 attempts.append((url, "returned an invalid response (not the expected JSON)"))
                 continue
-            packages = [p for p in map(_parse_package, data["data"]) if p]
+            packages = [p for p in map(parse_package, data["data"]) if p]
             # Re-ranks this page only; sort is stable, so NuGet's relevance order breaks ties.
             packages.sort(key=lambda p: (not p.verified, -p.total_downloads))
-            total = _int(data["totalHits"]) if "totalHits" in data else len(packages)
+            total = to_int(data["totalHits"]) if "totalHits" in data else len(packages)
             return NuGetSearchResult(total_hits=total, packages=packages, source_url=url)
         raise NuGetUnavailableError(
             f"NuGet search is unavailable right now (tried {len(attempts)} endpoint(s): "
@@ -277,7 +156,7 @@ class NuGetClient:
         leaves = [leaf for p in pages if isinstance(p.get("items"), list) for leaf in p["items"]]
         entries = [leaf.get("catalogEntry") for leaf in leaves if isinstance(leaf, dict)]
         entries = sorted(
-            (e for e in entries if isinstance(e, dict) and _text(e.get("version"))),
+            (e for e in entries if isinstance(e, dict) and text(e.get("version"))),
             key=lambda e: _version_key(e["version"]),
         )
         if not entries:
@@ -293,21 +172,7 @@ class NuGetClient:
             # Unlisted versions are hidden on nuget.org, so they are never picked as "latest".
             stable = [e for e in listed if not is_prerelease(e["version"])]
             entry = (stable or listed or entries)[-1]
-        pkg_id, ver = _text(entry.get("id")) or package_id, entry["version"].strip()
-        return NuGetPackageDetails(
-            id=pkg_id,
-            version=ver,
-            versions=[e["version"].strip() for e in listed],
-            description=_text(entry.get("description")) or "",
-            authors=_str_list(entry.get("authors")),
-            license_expression=_text(entry.get("licenseExpression")),
-            license_url=_text(entry.get("licenseUrl")),
-            project_url=_text(entry.get("projectUrl")),
-            published=_datetime(entry.get("published")),
-            listed=entry.get("listed") is not False,
-            dependency_groups=_parse_dependency_groups(entry.get("dependencyGroups")),
-            nuget_url=nuget_url(pkg_id, ver),
-        )
+        return parse_details(entry, package_id=package_id, versions=[e["version"].strip() for e in listed])
 
     async def _flat_file(self, package_id: str, version: str, name: str) -> str | None:
         package_id, version = package_id.strip(), version.strip()

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from e2eTests.browser_support import LiveServer
+from tests.utils.tmp_root import prefer_ram_tmp_root
+
+prefer_ram_tmp_root()  # as tests/conftest.py does, for runs of e2eTests alone
 
 PROD_KEYS = {"e2e-valid-key": True, "e2e-disabled-key": False}  # key -> enabled
 _early: dict[str, LiveServer] = {}

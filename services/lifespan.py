@@ -85,7 +85,7 @@ async def open_services(settings: Settings, *, model: Model | None = None, embed
             settings.effective_mcp_servers, connect_timeout_seconds=settings.mcp_connect_timeout_seconds,
             timeout_seconds=settings.mcp_timeout_seconds, retry_seconds=settings.mcp_retry_seconds,
             retry_max_seconds=settings.mcp_retry_max_seconds,
-            reserved_tool_names={"search_knowledge_base", *(getattr(t, "name", "") for t in tools)}))
+            reserved_tool_names={"search_knowledge_base", "read_kb_article", *(getattr(t, "name", "") for t in tools)}))
         # `mcp_servers` is live: servers down at start are appended when they come up (instructions follow it)
         model = model or build_model(settings, openai_client)
         agent = build_agent(model=model, tools=tools, mcp_servers=mcp_servers,
@@ -98,7 +98,8 @@ async def open_services(settings: Settings, *, model: Model | None = None, embed
                           record_content=settings.trace_include_content,
                           limits=RunLimits.from_settings(settings, model_label=str(getattr(model, "model", None)
                                                              or type(model).__name__)),
-                          budget=TokenBudget(limit=settings.token_budget_per_key_daily))
+                          budget=TokenBudget(limit=settings.token_budget_per_key_daily),
+                          sdk_spans=tracing.receives_spans)
         delivery = await open_feedback_delivery(database=database, settings=settings, http=http,
                                                 phoenix_url=tracing.phoenix_url, metrics=metrics)
         stack.push_async_callback(delivery.stop)  # before the session and database close

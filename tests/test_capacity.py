@@ -28,24 +28,40 @@ async def _active(client) -> int:
     return app_services(client).admission.active
 
 
+class HeldModel(OfflineGroundedModel):
+    """The offline model whose answers hold their slot before their first words until `go` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def stream_response(self, *args, **kwargs):
+        async for event in super().stream_response(*args, **kwargs):
+            if event.type == "response.output_text.delta":
+                await self.go.wait()
+            yield event
+
+
 async def test_the_third_concurrent_chat_is_refused_at_once_and_a_slot_frees_when_a_chat_ends(tmp_path):
     settings = quick_settings(tmp_path, max_concurrent_chats=2)
-    async with running_app(settings, model=OfflineGroundedModel(delay_seconds=0.3)) as client:
+    async with running_app(settings, model=(model := HeldModel())) as client:
         first = asyncio.create_task(chat_lines(client, QUESTION))
         second = asyncio.create_task(chat_lines(client, QUESTION))
         await eventually(lambda: _is(client, 2), timeout=10, interval=0.01)
 
         started = time.perf_counter()
-        refused = await client.post("/api/chat", json=QUESTION)
+        refused = await asyncio.wait_for(client.post("/api/chat", json=QUESTION), 10)  # never waits for a slot
         assert time.perf_counter() - started < 0.5  # at once, not after a running chat
         assert refused.status_code == 503
         assert int(refused.headers["Retry-After"]) >= 1
         assert "busy" in refused.json()["detail"]
 
-        v1 = await client.post("/v1/chat/completions", json={**V1_BODY, "stream": True})
+        v1 = await asyncio.wait_for(client.post("/v1/chat/completions", json={**V1_BODY, "stream": True}), 10)
         assert v1.status_code == 503 and "Retry-After" in v1.headers
         assert v1.json()["error"]["code"] == "overloaded" and v1.json()["error"]["type"] == "server_error"
+        assert not first.done() and not second.done()  # both still hold their slots
 
+        model.go.set()
         status, lines = await first
         assert status == 200 and lines[-1]["type"] == "complete"
         await eventually(lambda: _below(client, 2), timeout=5, interval=0.01)  # (the second may be done too)
@@ -68,10 +84,12 @@ async def _below(client, count: int) -> bool:
 
 async def test_a_non_streamed_v1_answer_holds_its_slot_until_it_is_complete(tmp_path):
     settings = quick_settings(tmp_path, max_concurrent_chats=1)
-    async with running_app(settings, model=OfflineGroundedModel(delay_seconds=0.2)) as client:
+    async with running_app(settings, model=(model := HeldModel())) as client:
         answer = asyncio.create_task(client.post("/v1/chat/completions", json=V1_BODY))
         await eventually(lambda: _is(client, 1), timeout=10, interval=0.01)
-        assert (await client.post("/api/chat", json=QUESTION)).status_code == 503
+        assert (await asyncio.wait_for(client.post("/api/chat", json=QUESTION), 10)).status_code == 503
+        assert not answer.done()  # the answer is not complete yet: its slot is still held
+        model.go.set()
         assert (await answer).status_code == 200
         assert await _active(client) == 0
 

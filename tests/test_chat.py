@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.utils.app import CHAT_QUESTION, answer_text, chat_lines, running_app
@@ -17,8 +18,6 @@ async def test_stream_contract_grounded_cited_answer(seeded_settings):
             assert response.headers["content-type"].startswith("application/x-ndjson")
             assert response.headers["cache-control"] == "no-cache"
             assert response.headers["x-accel-buffering"] == "no"
-            import json
-
             lines = [json.loads(raw) async for raw in response.aiter_lines() if raw.strip()]
 
     types = [line["type"] for line in lines]
@@ -138,3 +137,17 @@ async def test_filters_narrow_retrieval(seeded_settings):
         _, lines = await chat_lines(client, {"message": "How do I train a model?", "filters": {"aiLibrary": "ml.net"}})
     sources = next(line for line in lines if line["type"] == "tool output")["sources"]
     assert sources and {s["url"] for s in sources} <= mlnet_urls
+
+
+async def test_offline_model_reads_its_best_article_before_answering(seeded_settings):
+    async with running_app(seeded_settings) as client:
+        status, lines = await chat_lines(client, {"message": CHAT_QUESTION})
+    assert status == 200 and lines[-1]["type"] == "complete"
+    calls = [line for line in lines if line["type"] == "tool_call"]
+    assert [c["name"] for c in calls] == ["search_knowledge_base", "read_kb_article"]
+    outputs = {line["name"]: line for line in lines if line["type"] == "tool output"}
+    best = outputs["search_knowledge_base"]["sources"][0]["url"]
+    assert json.loads(calls[1]["arguments"]) == {"url": best} and calls[1]["content"]
+    assert [s["url"] for s in outputs["read_kb_article"]["sources"]] == [best]
+    answer = answer_text(lines)
+    assert answer.index(best) < answer.index("Sources:")  # the lead paragraph cites the article read in full

@@ -9,6 +9,7 @@ import pytest
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
 from tests.utils.app import assert_no_run_left, chat_lines, running_app, served_app
+from tests.utils.models import hanging_scripted_model
 
 async def test_exact_event_sequence_with_a_tool_call(seeded_settings):
     model = ScriptedModel([
@@ -45,18 +46,7 @@ async def test_model_failure_mid_stream_is_one_clean_error_line(seeded_settings)
 
 @pytest.mark.slow  # a live uvicorn server: a real hang-up
 async def test_client_disconnect_cancels_the_run(seeded_settings):
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def slow_stream(_call):
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        yield  # pragma: no cover
-
-    model = ScriptedModel([ModelStep.stream(slow_stream)])
+    model, started, cancelled = hanging_scripted_model()
     async with served_app(seeded_settings, model=model) as (base_url, _app):
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             async with client.stream("POST", "/api/chat", json={"message": "hello"}) as response:

@@ -19,7 +19,8 @@ from services.cli import EXIT_FATAL, EXIT_OK, run_command
 from services.retrieval.embeddings import LOCAL_DIMENSIONS, LOCAL_MODEL_ID
 from services.retrieval.kb_checks import REEMBED_COMMAND, KnowledgeBaseModelMismatch, KnowledgeBaseVectorsMismatch
 from services.storage.database import CHUNKS, KB_META, open_database
-from tests.utils.app import CLOSED_URL, copy_seeded_data_dir, make_settings, quick_settings, running_app, serve_aiohttp
+from tests.utils.app import (CLOSED_URL, copy_seeded_data_dir, make_settings, no_retry_waits, quick_settings,
+                             running_app, serve_aiohttp)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -287,9 +288,10 @@ def no_network(monkeypatch):
     return {**os.environ, "HTTPS_PROXY": CLOSED_URL}
 
 
-async def test_a_keyed_start_that_cannot_embed_fails_with_one_clear_line(tmp_path, no_network):
+async def test_a_keyed_start_that_cannot_embed_fails_with_one_clear_line(tmp_path, no_network, monkeypatch):
     from services.ingest.kb_sync import EmbeddingsUnavailable
 
+    no_retry_waits(monkeypatch)  # the app and the CLI retry as configured, without the backoff waits
     settings = make_settings(tmp_path, openai_api_key="sk-test")  # fresh data dir: the seed needs OpenAI embeddings
     with pytest.raises(EmbeddingsUnavailable) as caught:
         async with running_app(settings):

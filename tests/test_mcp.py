@@ -240,7 +240,8 @@ async def test_a_server_down_at_start_joins_the_agent_when_it_comes_up(app_setti
     async with running_app(settings) as client:
         agent = client.app.state.services.chat.agent
         _, before = await chat_lines(client, {"message": QUESTION})
-        assert {line["name"] for line in before if line["type"] == "tool_call"} == {"search_knowledge_base"}
+        assert {line["name"] for line in before if line["type"] == "tool_call"} == {"search_knowledge_base",
+                                                                                   "read_kb_article"}
         with docs_server(port) as (_, _, _):
             for _ in range(300):  # the next retry (at most MCP_RETRY_MAX_SECONDS away) connects it
                 if agent.mcp_servers:
@@ -263,7 +264,8 @@ async def test_no_servers_configured_means_no_mcp_tools(app_settings):
 
     async with running_app(app_settings(mcp_servers=[])) as client:
         _, lines = await chat_lines(client, {"message": QUESTION})
-    assert {line["name"] for line in lines if line["type"] == "tool_call"} == {"search_knowledge_base"}
+    # only our own knowledge-base tools: the search, then the offline model reading its best article
+    assert {line["name"] for line in lines if line["type"] == "tool_call"} == {"search_knowledge_base", "read_kb_article"}
     assert lines[-1]["type"] == "complete"
 
 

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.rate_limits import MAX_TRACKED, FixedWindowLimiter, RateLimits, identity
 from services.core.errors import RateLimited
-from tests.utils.app import FakeClock, chat_lines, quick_settings, running_app
+from tests.utils.app import FakeClock, chat_lines, no_retry_waits, quick_settings, running_app
 
 SPAN = "0123456789abcdef"
 
@@ -53,8 +53,9 @@ async def test_metrics_count_requests_chats_tools_and_feedback(tmp_path):
     assert not any(conversation_id in str(labels) for labels in http)
 
 
-async def test_a_failed_chat_is_counted(tmp_path):
+async def test_a_failed_chat_is_counted(tmp_path, monkeypatch):
     # A model endpoint on loopback that refuses connections: the stream ends with an error line.
+    no_retry_waits(monkeypatch)  # retried as configured, without the backoff waits
     settings = quick_settings(tmp_path, openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1")
     async with running_app(settings) as client:
         status, lines = await chat_lines(client, {"message": "Hello?"})

@@ -22,6 +22,7 @@ from services.storage.database import CONVERSATIONS, FEEDBACK, NEWS, SAMPLES, TE
 from services.storage.keys import new_key_document
 from tests.utils.app import (assert_no_run_left, build_app, chat_lines, free_port, quick_settings, running_app,
                              served_app)
+from tests.utils.models import hanging_scripted_model
 from web.body_limit import MAX_BODY_BYTES
 from web.client_ip import client_ip
 from web.server_timeouts import TimedH11Protocol
@@ -366,20 +367,7 @@ async def test_l1_deeply_nested_json_is_a_clear_400(tmp_path):
 
 @pytest.mark.slow  # a live uvicorn server: a real hang-up
 async def test_l4_non_streaming_completion_is_cancelled_when_the_client_disconnects(tmp_path):
-    from agents.testing import ModelStep, ScriptedModel
-
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def slow_stream(_call):
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        yield  # pragma: no cover
-
-    model = ScriptedModel([ModelStep.stream(slow_stream)])
+    model, started, cancelled = hanging_scripted_model()
     async with served_app(quick_settings(tmp_path), model=model) as (base_url, _app):
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
             request = asyncio.create_task(client.post("/v1/chat/completions", json={

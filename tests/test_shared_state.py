@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from services.content.cache import CounterWatch
 from services.content.news import upsert_feed_item
 from services.storage.database import FEEDBACK, open_database
-from tests.utils.app import build_app, quick_settings, serve_aiohttp
+from tests.utils.app import build_app, free_port, quick_settings, serve_aiohttp
 from tests.utils.phoenix import app_services, eventually
 
 QUESTION = {"message": "How do I stream a chat response with IChatClient?"}
@@ -118,6 +118,7 @@ async def test_news_ingested_through_one_worker_is_served_by_the_other(tmp_path)
 
 def _record_uvicorn(monkeypatch) -> dict:
     import uvicorn
+    import uvicorn.supervisors
 
     calls: dict = {}
 
@@ -125,7 +126,13 @@ def _record_uvicorn(monkeypatch) -> dict:
         calls["single"] = self.config
         self.started = True
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.update(app=app, **options))
+    def supervise(self):  # uvicorn's multiprocess supervisor, recorded instead of spawning workers
+        config = self.config
+        calls.update(app=config.app, factory=config.factory, workers=config.workers, http=config.http,
+                     port=config.port, loop=config.loop, sockets=len(self.sockets))
+        self.processes = []
+
+    monkeypatch.setattr(uvicorn.supervisors.Multiprocess, "run", supervise)
     monkeypatch.setattr(uvicorn.Server, "run", single)
     return calls
 
@@ -137,13 +144,14 @@ def test_workers_run_uvicorns_supervisor_with_mongodb(monkeypatch, tmp_path):
     calls = _record_uvicorn(monkeypatch)
     monkeypatch.setenv("PORT", "8000")  # serve() writes HOST and PORT: monkeypatch restores them afterwards
     monkeypatch.setenv("HOST", "127.0.0.1")
-    settings = quick_settings(tmp_path, mongodb_uri="mongodb://127.0.0.1:9/buddy", workers=3, port=8123)
+    port = free_port()
+    settings = quick_settings(tmp_path, mongodb_uri="mongodb://127.0.0.1:9/buddy", workers=3, port=port)
     assert main.serve(settings) == 0
     assert calls["app"] == "main:create_worker_app" and calls["factory"] is True and calls["workers"] == 3
-    assert calls["http"] is TimedH11Protocol and calls["port"] == 8123
+    assert calls["http"] is TimedH11Protocol and calls["port"] == port and calls["sockets"] == 1
     import os
 
-    assert os.environ["PORT"] == "8123"  # each worker's Settings() reads what this process resolved
+    assert os.environ["PORT"] == str(port)  # each worker's Settings() reads what this process resolved
     assert calls.get("loop") == "uvloop"  # requirements.txt installs it
 
 

@@ -36,6 +36,30 @@ async def test_query_documents_work_like_pymongo(tmp_path):
         await client.close()
 
 
+async def test_reading_a_whole_collection_returns_what_the_query_engine_returns(tmp_path):
+    # find() with no filter and at most a projection of top-level fields skips mongomock's per-value copy
+    # (the knowledge base's vectors at start-up); `.skip(0)` takes the engine's own path for comparison.
+    client = EmbeddedAsyncClient(tmp_path)
+    try:
+        coll = client["db"]["chunks"]
+        when = dt.datetime(2025, 5, 1)
+        await coll.insert_many([
+            {"title": "first", "embeddings": [0.25, -1.0, 3.5], "tags": ["a"], "section": {"at": when, "n": [1, {"k": when}]}},
+            {"_id": "named", "embeddings": [1.0], "title": "second", "extra": None},
+            {"content": "no title, no vector", "when": when},
+        ])
+        await coll.delete_many({"title": "first", "missing": True})  # a write between inserts and reads changes nothing
+        for projection in (None, {"title": 1, "embeddings": 1}, {"embeddings": True, "_id": 0}, {"_id": 1, "section": 1},
+                           {"title": 1, "section.at": 1}, {"title": 0}, {"_id": 0}):
+            fast = await coll.find({}, projection).to_list()
+            engine = await coll.find({}, projection).skip(0).to_list()
+            assert fast == engine and [list(d) for d in fast] == [list(d) for d in engine], projection
+        assert (await coll.find({}, {"title": 1}).to_list(2)) == (await coll.find({}, {"title": 1}).skip(0).to_list(2))
+        assert (await coll.find({}).to_list())[0]["section"]["n"][1]["k"].tzinfo is dt.timezone.utc
+    finally:
+        await client.close()
+
+
 async def test_a_second_process_is_refused_clearly(tmp_path):
     first = EmbeddedAsyncClient(tmp_path)
     try:

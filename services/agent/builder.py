@@ -9,6 +9,7 @@ from agents import Agent, RunContextWrapper, function_tool
 from agents.models.interface import Model
 
 from services.agent.context import ChatContext
+from services.agent.kb_article import read_kb_article
 from services.agent.mcp import mcp_instructions
 from services.agent.offline_model import OfflineGroundedModel
 from services.agent.tool_results import ToolResult
@@ -90,15 +91,18 @@ def build_model(settings: Settings, openai_client=None) -> Model:
 
 def build_agent(*, model: Model, tools: list | None = None, mcp_servers: list | None = None,
                 extra_instructions: str = "") -> Agent[ChatContext]:
-    """The chat agent; `tools` are added after the knowledge-base search."""
+    """The chat agent; `tools` are added after the knowledge-base tools."""
     from agents import ModelSettings
 
+    # The offline model reads its best article in full before answering; a real model answers from the passages.
+    offline = isinstance(model, OfflineGroundedModel)
+    own = [search_knowledge_base, read_kb_article] if offline else [search_knowledge_base]
     return Agent[ChatContext](
         name="C# AI Buddy",
         instructions=_instructions(extra_instructions),
         model=model,
         # Chat Completions streams report token usage only when asked; the other models ignore the flag.
         model_settings=ModelSettings(include_usage=True),
-        tools=[search_knowledge_base, *(tools or [])],
+        tools=[*own, *(tools or [])],
         mcp_servers=mcp_servers if mcp_servers is not None else [],  # the same list: MCP servers may join later
     )

@@ -1,17 +1,20 @@
 """Pure functions the offline model uses: which tools to call, and an extractive, cited answer.
 
-The answer is built only from what the tools returned. Passages are read as Markdown blocks
-(paragraphs with hard wraps joined, list items, whole code blocks); the answer leads with the
-block of the best passage that shares most with the question, keeps blocks whole, adds that
-article's C# example for "how do I" questions, and cites each part with the passage's own title
-and URL, so the model can never cite a link the tools did not return.
+The answer is built only from what the tools returned: the best article (read in full through
+`read_kb_article` when the offline model could) and the other passages of the search. It leads with
+the article's block that shares most with the question (not its framing paragraph), adds the next
+best block when that covers words the first did not, then the article's best C# example (and a
+second one for a two-part question) with its `dotnet add package` lines for "how do I" questions,
+then another article's block only when it covers more of the question. Blocks stay whole (see
+`services.agent.answer_blocks`) and each part cites its article's own title and URL, so the model
+can never cite a link the tools did not return.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from services.agent.answer_blocks import HEADING_WEIGHT, Block, Rater, markdown_blocks, passage_blocks
 from services.agent.tool_results import ToolResult
 
 IDK = "I don't know"
@@ -55,95 +58,11 @@ def retrieval_query(message: str, previous_user_messages: list[str]) -> str:
     return message
 
 
-_FENCE_RE = re.compile(r"^\s*(```|~~~)")
-_LIST_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_TABLE_RE = re.compile(r"^\s*\|")
-# A block that opens with one of these leans on the text before it ("This lets you...").
-_DANGLING = frozenset("this that these those it its they them their such here there both either another "
-                      "also however instead then otherwise likewise which".split())
-MAX_LEAD_CHARS = 900
-
-
-@dataclass
-class Block:
-    kind: str  # "text" | "list" | "code" | "table"
-    text: str
-    index: int
-
-    @property
-    def dangling(self) -> bool:
-        first = re.match(r"[A-Za-z']+", self.text.lstrip("*_`>"))
-        return bool(first) and first.group(0).lower() in _DANGLING
-
-
-def markdown_blocks(markdown: str) -> list[Block]:
-    """Paragraphs (hard wraps joined), list items, tables and whole fenced code blocks; headings dropped."""
-    blocks: list[Block] = []
-    lines = markdown.splitlines()
-    i = 0
-
-    def add(kind: str, text: str) -> None:
-        if text.strip():
-            blocks.append(Block(kind, text.strip(), len(blocks)))
-
-    while i < len(lines):
-        line = lines[i]
-        if _FENCE_RE.match(line):
-            fence = _FENCE_RE.match(line).group(1)
-            j = i + 1
-            while j < len(lines) and not lines[j].lstrip().startswith(fence):
-                j += 1
-            add("code", "\n".join(lines[i:j + 1]))
-            i = j + 1
-            continue
-        if not line.strip() or line.lstrip().startswith("#"):
-            i += 1
-            continue
-        if _TABLE_RE.match(line):
-            j = i
-            while j < len(lines) and _TABLE_RE.match(lines[j]):
-                j += 1
-            add("table", "\n".join(lines[i:j]))
-            i = j
-            continue
-        kind = "list" if _LIST_RE.match(line) else "text"
-        parts = [line.strip()]
-        j = i + 1
-        while j < len(lines):
-            nxt = lines[j]
-            if (not nxt.strip() or nxt.lstrip().startswith("#") or _FENCE_RE.match(nxt) or _TABLE_RE.match(nxt)
-                    or _LIST_RE.match(nxt)):
-                break
-            parts.append(nxt.strip())
-            j += 1
-        add(kind, " ".join(parts))
-        i = j
-    return blocks
-
-
-def _weight(word: str) -> float:
-    # API-looking words (IChatClient, Microsoft.Extensions.AI, num_ctx) say more than plain ones.
-    return 2.0 if re.search(r"[a-z][A-Z]|\.|_|\d", word) else 1.0
-
-
-def _overlap(wanted: dict[str, float], text: str) -> float:
-    return sum(wanted[w] for w in terms(text) & wanted.keys())
-
-
-def best_sentences(question: str, content: str, limit: int = 1) -> list[str]:
-    """Up to `limit` prose blocks of `content` that share most with the question, in document order."""
-    wanted = {w: 1.0 for w in terms(question)}
-    prose = [b for b in markdown_blocks(content) if b.kind in ("text", "list")]
-    ranked = sorted(prose, key=lambda b: (-_overlap(wanted, b.text), b.index))[:limit]
-    keep = [b for b in ranked if _overlap(wanted, b.text) > 0] or ranked[:1]
-    return [b.text for b in sorted(keep, key=lambda b: b.index)]
-
-
-def first_code_block(content: str) -> str | None:
-    """The first C# block, else the first code block of any language."""
-    blocks = [b.text for b in markdown_blocks(content) if b.kind == "code"]
-    csharp = [b for b in blocks if re.match(r"```(csharp|cs|c#)\b", b, re.I)]
-    return (csharp or blocks or [None])[0]
+MAX_LEAD_CHARS = 900  # the prose that answers; the example and other sources come after it
+MIN_GAIN = 0.05  # a second block or example joins when it adds this share of the question's (weighted) words
+SECOND_SOURCE = 0.1  # another article is quoted when its best block adds this share of the question's words
+SHORT_CODE_LINES = 12  # a short example announced by "...:" stays right after its sentence
+INSTALL_LINES = 3  # `dotnet add package` lines shown above the example
 
 
 def wants_code(question: str) -> bool:
@@ -151,54 +70,90 @@ def wants_code(question: str) -> bool:
                           r"register|add|build)\b", question, re.I))
 
 
-def _lead(question: str, blocks: list[Block], wanted: dict[str, float]) -> list[Block]:
-    """The prose that answers: the best-matching block, with the one before it when it leans on it."""
+def _with_context(block: Block, blocks: list[Block]) -> list[Block]:
+    """`block` with what it needs to be read alone: the paragraph it leans on or that announces it ("...:"),
+    and the list or table it announces."""
+    group = [block]
+    before = blocks[block.index - 1] if block.index > 0 else None
+    if before is not None and (block.dangling or (block.kind in ("list", "table") and before.kind == "text"
+                                                  and before.text.rstrip().endswith(":"))):
+        group.insert(0, before)  # "This package replaces ..." after the install command: show the command first
+    after = blocks[block.index + 1] if block.index + 1 < len(blocks) else None
+    if after is not None and block.text.rstrip().endswith(":") and (
+            after.kind in ("list", "table") or (after.kind == "code" and after.text.count("\n") <= SHORT_CODE_LINES)):
+        group.append(after)  # "... pass the kernel in:" is followed by what it announces
+    return group
+
+
+def _fit(rater: Rater, block: Block, room: int) -> Block | None:
+    """`block` within `room` characters: a long list keeps its items that match the question best, in order."""
+    if len(block.text) <= room:
+        return block
+    if block.kind != "list":
+        return None
+    items = block.text.split("\n")
+    ranked = sorted(range(len(items)), key=lambda i: (-rater.overlap(Block("list", items[i], 0)), i))
+    keep, size = [], 0
+    for i in ranked:
+        if size + len(items[i]) <= room:
+            keep.append(i)
+            size += len(items[i]) + 1
+    if not keep:
+        return None
+    return Block("list", "\n".join(items[i] for i in sorted(keep)), block.index, block.heading)
+
+
+def _lead(rater: Rater, blocks: list[Block]) -> list[Block]:
+    """The prose that answers: the best-rated block (with its context), then the next best one when it
+    covers words of the question the first did not (a question often has two parts); ~MAX_LEAD_CHARS."""
     prose = [b for b in blocks if b.kind in ("text", "list", "table")]
     if not prose:
         return []
-    scored = sorted(prose, key=lambda b: (-_overlap(wanted, b.text), b.index))
-    best = scored[0]
-    if _overlap(wanted, best.text) <= 0:
-        best = prose[0]
-    chosen = [best]
-    runner_up = next((b for b in scored[1:] if _overlap(wanted, b.text) >= 2 and not b.dangling), None)
-    if runner_up is not None and _overlap(wanted, best.text) > 0:
-        chosen.append(runner_up)
-    before = [b for b in prose if b.index < best.index]
-    if best.dangling and before:
-        chosen.insert(0, before[-1])
-    # a list item rarely stands alone: keep its neighbours of the same list
-    if best.kind == "list":
-        chosen = [b for b in prose if b.kind == "list" and abs(b.index - best.index) <= 3] or chosen
-    # "... two main operations:" announces what follows: bring the list (or table) it introduces
-    for block in list(chosen):
-        if block.text.rstrip().endswith(":"):
-            following = [b for b in blocks if b.index > block.index]
-            for nxt in following:
-                if nxt.kind not in ("list", "table") or nxt in chosen:
-                    break
-                chosen.append(nxt)
-    out, size = [], 0
-    for block in sorted(chosen, key=lambda b: b.index):
-        if size and size + len(block.text) > MAX_LEAD_CHARS:
-            break
-        out.append(block)
-        size += len(block.text)
-    return out
+    best = min(prose, key=lambda b: (-rater.score(b), b.index))
+    out = _with_context(best, blocks)
+    covered = frozenset().union(*(rater.covers(b) for b in out))
+    rest = [b for b in prose if b not in out and not b.framing]
+    runner = min(rest, key=lambda b: (-rater.score(b), b.index), default=None)
+    if runner is not None and rater.gain(runner, covered) >= MIN_GAIN:
+        out += [b for b in _with_context(runner, blocks) if b not in out]
+    kept, size = [], 0
+    for block in out:
+        fitted = block if block.kind == "code" else _fit(rater, block, MAX_LEAD_CHARS - size)
+        if fitted is None:
+            if kept:
+                break
+            fitted = block  # one paragraph is kept whole even when it is long
+        kept.append(fitted)
+        size += 0 if block.kind == "code" else len(fitted.text)
+    return kept
 
 
-def _code_for(question: str, blocks: list[Block], wanted: dict[str, float]) -> str | None:
-    """The C# example that shares most with the question (and the article's title); a very short one
-    (a `dotnet add package` line, a constructor) gets the next best example after it."""
-    code = [b for b in blocks if b.kind == "code"]
+def _install(blocks: list[Block]) -> Block | None:
+    """The article's `dotnet add package` lines, as one small shell block: the packages the example needs."""
+    lines = [line.split("#")[0].rstrip() for b in blocks if b.kind == "code" and not b.csharp
+             for line in b.text.splitlines() if line.strip().startswith("dotnet add package")]
+    lines = list(dict.fromkeys(lines))[:INSTALL_LINES]
+    return Block("code", "```bash\n" + "\n".join(lines) + "\n```", -1) if lines else None
+
+
+def _code_for(rater: Rater, blocks: list[Block]) -> list[Block]:
+    """The install lines, the C# example that shares most with the question, and a second example when
+    it covers words of the question the first one does not ("generate images and transcribe audio")."""
+    code = [b for b in blocks if b.csharp] or [b for b in blocks if b.kind == "code"]
     if not code:
-        return None
-    csharp = [b for b in code if re.match(r"\s*(```|~~~)\s*(csharp|cs|c#)\b", b.text, re.I)] or code
-    ranked = sorted(csharp, key=lambda b: (-_overlap(wanted, b.text), b.index))
-    chosen = ranked[:1]
-    if len(ranked) > 1 and ranked[0].text.count("\n") < 6 and _overlap(wanted, ranked[1].text) > 0:
-        chosen.append(ranked[1])
-    return "\n\n".join(b.text for b in sorted(chosen, key=lambda b: b.index))
+        return []
+
+    def rating(b: Block, covered: frozenset[str] = frozenset()) -> float:
+        return rater.overlap(b, covered) + HEADING_WEIGHT * rater.heading(b, covered)
+
+    first = min(code, key=lambda b: (-rating(b), b.index))
+    covered = rater.covers(first)  # judged among the examples: the prose above them shows no code
+    second = min((b for b in code if b is not first), key=lambda b: (-rating(b, covered), b.index), default=None)
+    chosen = [first] + ([second] if second is not None and rater.gain(second, covered) >= MIN_GAIN else [])
+    install = _install(blocks)
+    if install is None or any("dotnet add package" in b.text for b in chosen):
+        return sorted(chosen, key=lambda b: b.index)
+    return [install, *sorted(chosen, key=lambda b: b.index)]
 
 
 def _dont_know(results: list[ToolResult]) -> str:
@@ -209,51 +164,70 @@ def _dont_know(results: list[ToolResult]) -> str:
             "Semantic Kernel or ML.NET).")
 
 
+def _link(title: str, url: str) -> str:
+    """A Markdown link; brackets in the title ("[OllamaTool] ...") would end its text early, so they go."""
+    return f"[{title.replace('[', '').replace(']', '')}]({url})"
+
+
+def _articles(relevant: list[dict], read: list[dict]) -> list[tuple[str, str, list[Block]]]:
+    """(title, url, blocks) per relevant article, best first; an article read in full gives all its blocks."""
+    by_url: dict[str, list[dict]] = {}
+    for r in sorted(relevant, key=lambda r: -float(r.get("score", 0.0))):
+        by_url.setdefault(r["url"], []).append(r)
+    full: dict[str, list[dict]] = {}
+    for r in read:
+        full.setdefault(r["url"], []).append(r)
+    return [(chunks[0]["title"], url, passage_blocks(full.get(url) or chunks)) for url, chunks in by_url.items()]
+
+
 def compose_answer(question: str, results: list[ToolResult], *, min_relevance: float) -> str:
     """A cited Markdown answer from tool results, or an honest "I don't know".
 
     Tool failures are not repeated here: the stream already shows them as tool output lines.
     """
     kb = [r for tr in results if tr.tool == "search_knowledge_base" for r in tr.results]
+    read = [r for tr in results if tr.tool == "read_kb_article" for r in tr.results]
     packages = [r for tr in results if tr.tool.startswith("search_nuget") for r in tr.results]
-    others = [r for tr in results if tr.tool not in ("search_knowledge_base",)
+    others = [r for tr in results if tr.tool not in ("search_knowledge_base", "read_kb_article")
               and not tr.tool.startswith(("search_nuget", "get_nuget")) for r in tr.results]
     relevant = [r for r in kb if float(r.get("score", 0.0)) >= min_relevance]
     plain = terms(question)
-    wanted = {w: _weight(w) for w in plain}
     # Package and docs results count only when they share words with the question.
     packages = [p for p in packages if plain & terms(f"{p.get('id', '')} {p.get('title', '')} {p.get('description', '')}")]
     others = [o for o in others if plain & terms(f"{o.get('title', '')} {o.get('content', '')} {o.get('description', '')}")]
     if not relevant and not packages and not others:
         return _dont_know(results)
 
-    by_url: dict[str, list[dict]] = {}
-    for r in sorted(relevant, key=lambda r: -float(r.get("score", 0.0))):
-        by_url.setdefault(r["url"], []).append(r)
+    articles = _articles(relevant, read)[:3]
+    rater = Rater(question)
     parts: list[str] = []
     cited: list[tuple[str, str]] = []
-    need_code = wants_code(question)
-    for url, chunks in list(by_url.items())[:2]:
-        title = chunks[0]["title"]
-        blocks = markdown_blocks("\n\n".join(c.get("content", "") for c in chunks))
-        if cited:  # a second source only when it adds a block that clearly matches the question
-            lead = _lead(question, blocks, wanted)[-1:]
-            if not lead or _overlap(wanted, lead[0].text) < 2 or lead[0].dangling:
+    covered: frozenset[str] = frozenset()
+    for title, url, blocks in articles:
+        if not cited:
+            lead = _lead(rater, blocks)
+            code = _code_for(Rater(question, extra=title), blocks) if wants_code(question) else []
+            code = [b for b in code if b.text not in {x.text for x in lead}]
+        else:  # another article only adds a block that answers a part of the question left open
+            prose = [b for b in blocks if b.kind in ("text", "list", "table") and not b.framing and not b.dangling]
+            best = min(prose, key=lambda b: (-rater.gain(b, covered), -rater.score(b), b.index), default=None)
+            if best is None or len(cited) >= 2 or rater.gain(best, covered) < SECOND_SOURCE:
                 continue
-        else:
-            lead = _lead(question, blocks, wanted)
-        title_terms = {w: 1.0 for w in terms(title)}
-        code = (_code_for(question, blocks, {**title_terms, **wanted})
-                if need_code and not any("```" in p for p in parts) else None)
+            fitted = _fit(rater, best, MAX_LEAD_CHARS)
+            lead, code = ([fitted] if fitted else []), []
         if not lead and not code:
             continue
-        if lead:
-            prose = "\n\n".join(b.text for b in lead)
-            parts.append(f"{prose} ([{title}]({url}))")
+        covered = covered.union(*(rater.covers(b) for b in lead + code))
+        if lead:  # the citation closes the last paragraph, never a code fence
+            texts = [b.text for b in lead]
+            last = max(i for i, b in enumerate(lead) if b.kind != "code")  # the lead starts from prose
+            cite = f" ({_link(title, url)})"
+            texts[last] = texts[last][:-1] + cite + ":" if texts[last].endswith(":") else texts[last] + cite
+            parts.append("\n\n".join(texts))
         if code:
             if not lead:
-                parts.append(f"From [{title}]({url}):")
-            parts.append(code)
+                parts.append(f"From {_link(title, url)}:")
+            parts.append("\n\n".join(b.text for b in code))
         cited.append((title, url))
 
     if packages:
@@ -267,11 +241,13 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
     if others:
         lines = ["From the documentation tools:"]
         for o in others[:3]:
-            snippet = best_sentences(question, str(o.get("content") or o.get("description") or ""), limit=1)
-            lines.append(f"- [{o['title']}]({o['url']})" + (f": {snippet[0][:300]}" if snippet else ""))
+            blocks = markdown_blocks(str(o.get("content") or o.get("description") or ""))
+            prose = [b for b in blocks if b.kind in ("text", "list")]
+            best = max(prose, key=Rater(question).score, default=None)
+            lines.append(f"- {_link(str(o['title']), o['url'])}" + (f": {best.text[:300]}" if best else ""))
         parts.append("\n".join(lines))
     if not cited and not packages and not others:  # relevant passages, but nothing quotable in them
         return _dont_know(results)
     if cited:
-        parts.append("Sources:\n" + "\n".join(f"- [{t}]({u})" for t, u in cited))
+        parts.append("Sources:\n" + "\n".join(f"- {_link(t, u)}" for t, u in cited))
     return "\n\n".join(parts)

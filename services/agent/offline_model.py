@@ -1,8 +1,10 @@
 """The offline grounded model: an Agents SDK `Model` that needs no network and no weights.
 
 First turn: it asks the real `Runner` to call the tools (knowledge base always; NuGet when the
-question is about a package; MCP search tools when connected). Second turn: it streams an answer
-composed by `services.agent.grounded_answer` from exactly what those tools returned.
+question is about a package; MCP search tools when connected). Second turn: it reads the best
+relevant article in full (`read_kb_article`), because the search returns at most two passages per
+article. Last turn: it streams an answer composed by `services.agent.grounded_answer` from exactly
+what those tools returned.
 """
 
 from __future__ import annotations
@@ -96,6 +98,20 @@ class OfflineGroundedModel(Model):
             for name, args in calls
         ]
 
+    def plan_read(self, results: list, tools: list, *, called: set[str]) -> list[ResponseFunctionToolCall]:
+        """Second turn: read the best relevant article in full (its answer may be in a passage not returned)."""
+        if "read_kb_article" not in _tool_names(tools) or "read_kb_article" in called:
+            return []
+        kb = [r for tr in results if tr.tool == "search_knowledge_base" for r in tr.results
+              if float(r.get("score", 0.0)) >= self.min_relevance]
+        if not kb:
+            return []
+        best = max(kb, key=lambda r: float(r.get("score", 0.0)))
+        args = {"url": best["url"]}
+        return [ResponseFunctionToolCall(id=f"fc_{uuid.uuid4().hex[:16]}", call_id=f"call_{uuid.uuid4().hex[:16]}",
+                                         type="function_call", name="read_kb_article", arguments=json.dumps(args),
+                                         status="completed")]
+
     def _turn_output(self, input: str | list, tools: list) -> list:
         items = [{"role": "user", "content": input}] if isinstance(input, str) else [
             it if isinstance(it, dict) else it.model_dump() for it in input
@@ -108,6 +124,9 @@ class OfflineGroundedModel(Model):
                 return calls
         names = {it.get("call_id"): it.get("name", "") for it in after if it.get("type") == "function_call"}
         results = [from_output(names.get(o.get("call_id"), ""), o.get("output")) for o in outputs]
+        read = self.plan_read(results, tools, called=set(names.values()))
+        if read:
+            return read
         text = ga.compose_answer(message, results, min_relevance=self.min_relevance)
         return [ResponseOutputMessage(id=f"msg_{uuid.uuid4().hex[:16]}", type="message", role="assistant",
                                       status="completed",

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from agents import Agent, RunConfig, Runner
 from opentelemetry import context as otel_context
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_TURNS = 6
+_SILENCE = object()  # queued into the SDK's event queue by `ChatRunner._events`' timer: keepalive due
+_DEADLINE = object()  # ...: the turn's deadline has passed
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class ChatRunner:
 
     def __init__(self, *, agent: Agent, database: "Database", knowledge_base: "KnowledgeBase", tracer,
                  metrics: "Metrics", nuget: "NuGetClient | None", top_k: int, min_relevance: float,
-                 record_content: bool, limits: RunLimits | None = None, budget: "TokenBudget | None" = None) -> None:
+                 record_content: bool, limits: RunLimits | None = None, budget: "TokenBudget | None" = None,
+                 sdk_spans: Callable[[], bool] | None = None) -> None:
         self.agent, self.database, self.knowledge_base = agent, database, knowledge_base
         self.tracer, self.metrics, self.nuget = tracer, metrics, nuget
         self.top_k, self.min_relevance, self.record_content = top_k, min_relevance, record_content
@@ -70,6 +74,9 @@ class ChatRunner:
         self.budget = budget
         self.run_config = RunConfig(call_model_input_filter=budget_filter(self.limits.context_budget_tokens,
                                                                              self.limits.model_label))
+        # `sdk_spans()` False (no span processor attached): the SDK's spans would be built and dropped
+        self.sdk_spans = sdk_spans
+        self._untraced_config = dataclasses.replace(self.run_config, tracing_disabled=True)
 
     def check_budget(self, identity: str | None) -> None:
         """Refuse (429 `TokenBudgetSpent`) before a run when `identity` has spent today's token budget."""
@@ -99,7 +106,9 @@ class ChatRunner:
             agent_input = [*turn.history, {"role": "user", "content": turn.message}]
             if turn.store:
                 conversation_id, stored = await self._prepare_conversation(turn)
-                session = TurnSession(stored, max_items=self.limits.session_max_items)
+                # a conversation id made just now has nothing stored yet: no read of an empty session
+                session = TurnSession(stored, max_items=self.limits.session_max_items,
+                                      empty=not turn.conversation_id and not turn.history)
                 span.set_attribute("session.id", conversation_id)
                 agent_input = turn.message
             yield Started(span_id=span_id, conversation_id=conversation_id)
@@ -166,8 +175,71 @@ class ChatRunner:
         """The SDK's stream events, None for "nothing for `keepalive_seconds`"; raises RunDeadlineExceeded.
 
         The deadline is checked here rather than with `asyncio.timeout` around the loop: a timeout that
-        spans this generator's yields would cancel whatever the consumer is doing at that moment.
+        spans this generator's yields would cancel whatever the consumer is doing at that moment, and
+        one around a single read would cancel the SDK's stream (its queue read cancels the run).
+        Instead one timer per keepalive period (not per event) puts a marker into the run's event
+        queue when the stream has been silent for `keepalive_seconds` or the deadline has passed; the
+        events themselves are read with a plain `async for`. Racing each read against a timeout cost
+        a task, a waiter and a timer per relayed event, ~25 us each (benchmarks/README.md "Capacity").
         """
+        queue = getattr(result, "_event_queue", None)
+        if not isinstance(queue, asyncio.Queue):  # an SDK without the queue: race each read (the slow way)
+            async for event in self._events_polled(result, deadline):
+                yield event
+            return
+        loop = asyncio.get_running_loop()
+        keepalive = self.limits.keepalive_seconds
+        stream = result.stream_events()
+        last = loop.time()  # when the last item came out of the stream
+        marked_at: float | None = None  # `last` when a keepalive marker was queued and not read yet
+        timer: asyncio.TimerHandle | None = None
+
+        def tick() -> None:
+            nonlocal timer, marked_at
+            now = loop.time()
+            if now >= deadline:
+                timer = None
+                queue.put_nowait(_DEADLINE)
+                return
+            due = last + keepalive
+            if marked_at is None and now + 0.001 >= due:
+                marked_at = last
+                queue.put_nowait(_SILENCE)
+                due = now + keepalive
+            elif marked_at is not None:
+                due = now + keepalive
+            timer = loop.call_at(min(due, deadline), tick)
+
+        timer = loop.call_at(min(last + keepalive, deadline), tick)
+        ended = False
+        try:
+            async for item in stream:
+                if item is _SILENCE:
+                    fresh = marked_at == last  # nothing came out between the marker and now
+                    marked_at = None
+                    if not fresh:
+                        continue
+                    last = loop.time()
+                    if last < deadline:
+                        yield None
+                    continue
+                if item is _DEADLINE:
+                    raise RunDeadlineExceeded(f"the turn passed its {self.limits.deadline_seconds:g} s deadline")
+                last = loop.time()
+                yield item
+                if loop.time() >= deadline:
+                    raise RunDeadlineExceeded(f"the turn passed its {self.limits.deadline_seconds:g} s deadline")
+            ended = True
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not ended and not result.is_complete:  # deadline, failure or close: stop the run, do not await it
+                result.cancel()
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    async def _events_polled(self, result, deadline: float) -> AsyncIterator[object | None]:
+        """`_events` for a stream whose queue cannot be marked: each read raced against the keepalive timeout."""
         loop = asyncio.get_running_loop()
         stream = result.stream_events()
 
@@ -221,8 +293,9 @@ class ChatRunner:
         """Start the run inside `span`: the SDK's run task copies the context, so its spans nest under ours."""
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
+            traced = self.sdk_spans is None or self.sdk_spans()
             return Runner.run_streamed(self.agent, agent_input, context=context, session=session, max_turns=MAX_TURNS,
-                                       run_config=self.run_config)
+                                       run_config=self.run_config if traced else self._untraced_config)
         finally:
             otel_context.detach(token)
 

@@ -12,6 +12,7 @@ from services.agent.tool_results import Source, ToolResult, from_output
 WEB_SEARCH = "web_search"
 _TOOL_TEXT = {
     "search_knowledge_base": "Searching the knowledge base for “{q}”…",
+    "read_kb_article": "Reading the best-matching article in full…",
     "search_nuget_packages": "Looking up NuGet packages for “{q}”…",
     "get_nuget_package_details": "Reading NuGet package details for “{q}”…",
     WEB_SEARCH: "Searching the web for “{q}”…",

@@ -19,12 +19,14 @@ class TurnSession:
 
     session_settings = None
 
-    def __init__(self, stored, *, max_items: int) -> None:
+    def __init__(self, stored, *, max_items: int, empty: bool = False) -> None:
+        """`empty`: the caller knows nothing is stored yet (a conversation id it has just made): no read."""
         self.stored = stored
         self.session_id = stored.session_id
         self.max_items = max(1, max_items)
         self.slack = max(4, self.max_items // 4)
-        self._history: list[Any] | None = None  # what the store held when the turn began (newest, bounded)
+        # what the store held when the turn began (newest, bounded); None until read
+        self._history: list[Any] | None = [] if empty else None
         self._stored_count = 0  # items in the store (counted up to max_items + slack + 1)
         self.pending: list[Any] = []
 

@@ -28,10 +28,11 @@ def open_openai_client(settings: Settings) -> "AsyncOpenAI | None":
     """An `AsyncOpenAI` for the configured key/base URL, or None when nothing OpenAI-shaped is configured."""
     if settings.model_mode == "offline" and not settings.openai_api_key:
         return None
-    from services.core.fast_openai import FastAsyncOpenAI  # streamed events read ~30x faster (see there)
+    from services.core.fast_openai import FastAsyncOpenAI, model_http_client  # streamed events read ~30x faster
 
     return FastAsyncOpenAI(api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url,
-                           timeout=settings.model_timeout_seconds, max_retries=model_retries(settings))
+                           timeout=settings.model_timeout_seconds, max_retries=model_retries(settings),
+                           http_client=model_http_client(settings.model_timeout_seconds))
 
 
 def open_embedding_client(settings: Settings, *, timeout_seconds: float | None = None,

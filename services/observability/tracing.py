@@ -32,6 +32,18 @@ class Tracing:
     include_content: bool = True
     _route: Any = field(default=None, repr=False)
 
+    def receives_spans(self) -> bool:
+        """Whether any span processor (an exporter, a test's in-memory one) is attached to this app's provider.
+
+        Without one, the Agents SDK's spans of a run would be built, filled by OpenInference (the model
+        input and output serialised into attributes) and dropped: `ChatRunner` then runs the SDK with
+        tracing off (~6 % of a hosted-model chat's CPU, benchmarks/bench_capacity.py). The chat span is
+        always real, so span ids (feedback, `/v1` completion ids) do not depend on it.
+        """
+        active = getattr(self.provider, "_active_span_processor", None)
+        processors = getattr(active, "_span_processors", None)
+        return True if processors is None else bool(processors)
+
     def shutdown(self) -> None:
         # Stop routing SDK spans here first, so nothing lands on a provider that is shutting down.
         if self._route is not None:

@@ -23,7 +23,7 @@ from services.storage.database import CHUNKS, KB_DOCUMENTS, KB_META, Database
 log = logging.getLogger(__name__)
 BULK_LOAD_SECONDS = 600.0
 FILTER_FIELDS = facets.FILTER_FIELDS
-_PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1,
+_PROJECTION = {"title": 1, "content": 1, "source_url": 1, "tags": 1, "section": 1, "doc_id": 1, "chunk_index": 1,
                "ai_libraries": 1, "ai_providers": 1, "dotnet_versions": 1}
 
 
@@ -108,6 +108,18 @@ class KnowledgeBase:
         """The oldest `verified` date (ISO) of the stored articles, for /health."""
         docs = await self._db[KB_DOCUMENTS].find({"verified": {"$type": "string"}}, {"verified": 1}).to_list()
         return min((d["verified"] for d in docs), default=None)
+
+    async def article_chunks(self, url: str, *, limit: int = 40) -> list[dict]:
+        """The stored chunks whose source is `url` (title, section, content, chunk_index), in article order.
+
+        In memory on the embedded engine; one read of the chunks collection (an article's few chunks) on MongoDB.
+        """
+        if self.local:
+            docs = [doc for doc in list(self._chunks.values()) if doc.get("source_url") == url]
+        else:
+            fields = {"title": 1, "content": 1, "section": 1, "chunk_index": 1, "source_url": 1}
+            docs = await self._db[CHUNKS].find({"source_url": url}, fields).to_list(limit)
+        return sorted(docs, key=lambda d: int(d.get("chunk_index") or 0))[:limit]
 
     @property
     def size(self) -> int:

@@ -70,6 +70,13 @@ def close_shared_embedder() -> None:
         _shared_embedder = None
 
 
+def no_retry_waits(monkeypatch) -> None:
+    """OpenAI clients still retry as configured, but without the SDK's backoff waits (0.5 s, 1 s, 2 s...)."""
+    from openai._base_client import BaseClient
+
+    monkeypatch.setattr(BaseClient, "_calculate_retry_timeout", lambda self, *args, **kwargs: 0.0)
+
+
 class FakeClock:
     """A monotonic clock the test moves by hand: `create_app(..., clock=FakeClock())`, then `advance(s)`."""
 

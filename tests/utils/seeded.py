@@ -13,12 +13,14 @@ The key has two parts:
 
 Every session still opens the app's services on its copy (sync, model check, indexes), so an entry
 that no longer fits fails loudly or is rebuilt. `pytest --cache-clear` (or `-p no:cacheprovider`)
-builds it from scratch.
+builds it from scratch. Building takes a file lock in the cache dir, so of several processes that
+need a new entry at once (`pytest -n 2`'s workers, parallel sessions) one embeds and the others copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -146,15 +148,29 @@ def _seed(config, tmp_path_factory) -> Path:
     store = Path(cache.mkdir(CACHE_NAME))
     code, articles = seed_key()
     entry = store / f"{code}-{articles}"
-    same_code = sorted((p for p in store.glob(f"{code}-*") if p.is_dir()), key=lambda p: p.stat().st_mtime,
-                       reverse=True)
-    base = entry if entry.is_dir() else (same_code[0] if same_code else None)
-    usable = _build_from(base, root)
-    if not usable:
-        _build_from(None, root)
-    if base != entry or not usable:
-        _store(root, entry)
+    if entry.is_dir() and _build_from(entry, root):
+        return root  # the usual case: a copy of the cached entry
+    with _one_builder(store):  # xdist workers and parallel sessions: one embeds, the others wait and copy
+        shutil.rmtree(root, ignore_errors=True)
+        same_code = sorted((p for p in store.glob(f"{code}-*") if p.is_dir()), key=lambda p: p.stat().st_mtime,
+                           reverse=True)
+        base = entry if entry.is_dir() else (same_code[0] if same_code else None)
+        usable = _build_from(base, root)
+        if not usable:
+            _build_from(None, root)
+        if base != entry or not usable:
+            _store(root, entry)
     return root
+
+
+@contextlib.contextmanager
+def _one_builder(store: Path):
+    """Hold an exclusive lock on the cache dir while building or replacing its entry."""
+    import fcntl
+
+    with open(store / ".lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _store(built: Path, entry: Path) -> None:
