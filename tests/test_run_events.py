@@ -105,3 +105,20 @@ async def test_a_busy_consumer_gets_no_stale_keepalive():
     assert await anext(events) == "c"  # the keepalive queued before "c" was stale: not sent
     result.queue.put_nowait(END)
     assert [e async for e in events] == []
+
+
+def test_the_sdk_traces_a_run_only_when_a_span_processor_is_attached(tmp_path):
+    """No exporter: the SDK's spans would be built and dropped, so runs go untraced (the chat span stays real)."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from services.observability.tracing import setup_tracing
+    from tests.utils.app import quick_settings
+
+    tracing = setup_tracing(quick_settings(tmp_path))
+    try:
+        assert tracing.receives_spans() is False
+        tracing.provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+        assert tracing.receives_spans() is True  # e.g. tests/test_tracing_phoenix.py: the SDK's spans arrive
+    finally:
+        tracing.shutdown()
