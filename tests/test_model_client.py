@@ -8,9 +8,9 @@ from openai._streaming import SSEDecoder
 
 from services.core.fast_openai import FastAsyncOpenAI, FastSSEDecoder, model_http_client
 
-PARTS = [b'data: {"a": 1}\n\n', b": a comment\n", b"event: x\ndata: one\ndata: two\n\n", b"id: 7\nretry: 100\ndata: z\n\n",
-         b"data:nospace\n\n", b"data: [DONE]\n\n", b"retry: bad\n\n", b"id: a\0b\ndata: q\n\n", b"\n\n",
-         b"data: \xc3\xa9\n\n", b"unknown: field\n\n"]
+PARTS = [b'data: {"a": 1}\n\n', b": a comment\n", b"event: x\ndata: one\ndata: two\n\n",
+         b"id: 7\nretry: 100\ndata: z\n\n", b"data:nospace\n\n", b"data: [DONE]\n\n", b"retry: bad\n\n",
+         b"id: a\0b\ndata: q\n\n", b"\n\n", b"data: \xc3\xa9\n\n", b"unknown: field\n\n"]
 
 
 async def _read(decoder, chunks: list[bytes]) -> list:
