@@ -146,12 +146,17 @@ class KnowledgeBase:
 
     def _search_keywords_only(self, query: str, k: int, prefer_code: bool) -> list[Passage]:
         """BM25 alone (the embedder failed); a passage's score is its share of the best BM25 score."""
-        keyword = self._keyword_scores(query, max(k * 4, 20))
+        return self._keyword_only_passages(self._keyword_scores(query, max(k * 4, 20)), self._chunks, k, prefer_code)
+
+    @classmethod
+    def _keyword_only_passages(cls, keyword: dict[str, float], docs: dict[str, dict], k: int,
+                               prefer_code: bool) -> list[Passage]:
+        """Passages ranked by keyword score alone, each scored as its share of the best one (both engines)."""
         best = max(keyword.values(), default=0.0) or 1.0
         scores = {chunk_id: score / best for chunk_id, score in keyword.items()}
         ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
-        picked = select_diverse(ranked, self._chunks, k, prefer_code=prefer_code)
-        return [self._passage(chunk_id, self._chunks[chunk_id], scores[chunk_id]) for chunk_id in picked]
+        picked = select_diverse(ranked, docs, k, prefer_code=prefer_code)
+        return [cls._passage(chunk_id, docs[chunk_id], scores[chunk_id]) for chunk_id in picked]
 
     def known_facets(self) -> dict[str, set[str]]:
         """Every facet value the stored chunks carry, as loose keys (recomputed after writes)."""
@@ -276,11 +281,8 @@ class KnowledgeBase:
         """Atlas Search alone (the embedder failed), scored like `_search_keywords_only`."""
         docs = await self._atlas_keyword_docs(query, max(k * 4, 20), with_embeddings=False)
         by_id = {str(d["_id"]): d for d in docs}
-        best = max((float(d.get("score", 0.0)) for d in docs), default=0.0) or 1.0
-        scores = {chunk_id: float(doc.get("score", 0.0)) / best for chunk_id, doc in by_id.items()}
-        ranked = sorted(scores, key=lambda chunk_id: -scores[chunk_id])
-        picked = select_diverse(ranked, by_id, k, prefer_code=prefer_code)
-        return [self._passage(chunk_id, by_id[chunk_id], scores[chunk_id]) for chunk_id in picked]
+        keyword = {chunk_id: float(doc.get("score", 0.0)) for chunk_id, doc in by_id.items()}
+        return self._keyword_only_passages(keyword, by_id, k, prefer_code)
 
     async def _search_atlas(self, query: str, vector: np.ndarray, filters: dict, k: int, prefer_code: bool) -> list[Passage]:
         """Atlas: `$vectorSearch` + Atlas Search, unfiltered (a filter could exclude everything), then
