@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymongo.errors import DuplicateKeyError
 
 from services.storage.embedded_mongo import DataDirInUseError, EmbeddedAsyncClient
@@ -58,6 +60,41 @@ async def test_reading_a_whole_collection_returns_what_the_query_engine_returns(
         assert (await coll.find({}).to_list())[0]["section"]["n"][1]["k"].tzinfo is dt.timezone.utc
     finally:
         await client.close()
+
+
+# Documents as litemongo's index sees them: scalars, lists (several keys), None and missing fields (unkeyed).
+_values = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "c"]), st.none(),
+                    st.lists(st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b"])), max_size=3))
+_operations = st.lists(st.tuples(st.sampled_from(["add", "remove", "ask"]), st.sampled_from(["d1", "d2", "d3", "d4"]),
+                                 st.one_of(st.just({}), st.builds(lambda v: {"f": v}, _values))), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_operations)
+def test_the_compact_query_index_finds_exactly_what_litemongos_own_index_finds(operations):
+    from litemongo._vendor.mongomock import indexing
+
+    from services.storage import compact_index
+
+    assert compact_index.install()  # the pinned litemongo: the compact index is what the app runs
+    original = indexing.FieldIndex.__mro__[1]
+    assert original.__name__ == "FieldIndex" and original.__module__ == indexing.__name__
+    ours, theirs = indexing.FieldIndex("f"), original("f")
+    present: set[str] = set()
+    for op, store_key, doc in operations:
+        if op == "add":  # as CollectionIndexes.add does: a replaced document is removed first
+            if store_key in present:
+                ours.remove(store_key), theirs.remove(store_key)
+            ours.add(store_key, doc), theirs.add(store_key, doc)
+            present.add(store_key)
+        elif op == "remove":
+            ours.remove(store_key), theirs.remove(store_key)
+            present.discard(store_key)
+        for keys in ([indexing._key_for(v)] for v in (-3, 0, 1, 3, "a", "b", "c")):
+            assert ours.candidates(keys) == theirs.candidates(keys)
+        assert ours.candidates([indexing._key_for(1), indexing._key_for("a")]) == \
+            theirs.candidates([indexing._key_for(1), indexing._key_for("a")])
+    assert set(ours._doc_keys) == set(theirs._doc_keys)
 
 
 async def test_a_second_process_is_refused_clearly(tmp_path):
