@@ -84,7 +84,7 @@ async def open_services(settings: Settings, *, model: Model | None = None, embed
         mcp_servers = await stack.enter_async_context(open_mcp_servers(
             settings.effective_mcp_servers, connect_timeout_seconds=settings.mcp_connect_timeout_seconds,
             timeout_seconds=settings.mcp_timeout_seconds, retry_seconds=settings.mcp_retry_seconds,
-            retry_max_seconds=settings.mcp_retry_max_seconds,
+            retry_max_seconds=settings.mcp_retry_max_seconds, health_seconds=settings.mcp_health_seconds,
             reserved_tool_names={"search_knowledge_base", "read_kb_article", *(getattr(t, "name", "") for t in tools)}))
         # `mcp_servers` is live: servers down at start are appended when they come up (instructions follow it)
         model = model or build_model(settings, openai_client)

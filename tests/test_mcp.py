@@ -228,6 +228,50 @@ async def test_server_dying_after_startup_does_not_break_the_chat(app_settings):
 
 
 @pytest.mark.slow  # the stand-in MCP server runs in a subprocess
+async def test_a_server_that_dies_leaves_the_agent_and_rejoins_when_it_is_back(app_settings, caplog):
+    import asyncio
+
+    from tests.utils.app import chat_lines, running_app
+
+    async def wait_for(condition, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+
+    port = _free_port()
+    settings = app_settings(mcp_servers=[{"name": "microsoft_learn", "url": f"http://127.0.0.1:{port}/mcp"}],
+                            mcp_timeout_seconds=2.0, mcp_connect_timeout_seconds=2.0, mcp_health_seconds=0.3,
+                            mcp_retry_seconds=0.3, mcp_retry_max_seconds=1.0)
+    caplog.set_level(logging.INFO, logger="services.agent.mcp")
+    with docs_server(port) as (_, _, process):
+        async with running_app(settings) as client:
+            agent = client.app.state.services.chat.agent
+            assert [server.name for server in agent.mcp_servers] == ["microsoft_learn"]
+            process.kill()  # the docs server's process dies; its session cannot come back by itself
+            process.wait()
+            await wait_for(lambda: not agent.mcp_servers)  # the next ping notices: its tools leave the agent
+            started = time.monotonic()
+            _, during = await chat_lines(client, {"message": QUESTION})
+            during_seconds = time.monotonic() - started
+            with docs_server(port):  # back on the same address: a new process, a new MCP session
+                await wait_for(lambda: [server.name for server in agent.mcp_servers] == ["microsoft_learn"])
+                _, after = await chat_lines(client, {"message": QUESTION})
+                stats = _stats(port)
+    assert during[-1]["type"] == "complete" and "error" not in [line["type"] for line in during]
+    assert {line["name"] for line in during if line["type"] == "tool_call"} <= {"search_knowledge_base",
+                                                                              "read_kb_article"}
+    assert during_seconds < 5  # no waiting on the dead server's tool
+    assert after[-1]["type"] == "complete"
+    output = next(line for line in after if line["type"] == "tool output" and line["name"] == "microsoft_docs_search")
+    assert {s["url"] for s in output["sources"]} == {DOCS[0]["contentUrl"], DOCS[1]["contentUrl"]}
+    assert stats["calls"] == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert "MCP server 'microsoft_learn' stopped answering; its tools leave the agent until it is reconnected" in messages
+    assert "MCP server 'microsoft_learn' is up now; its tools join the agent from the next chat" in messages
+
+
+@pytest.mark.slow  # the stand-in MCP server runs in a subprocess
 async def test_a_server_down_at_start_joins_the_agent_when_it_comes_up(app_settings, caplog):
     import asyncio
 

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     mcp_timeout_seconds: float = 20.0  # per MCP request (tool listing, tool call)
     mcp_retry_seconds: float = 30.0  # a server down at start is retried after this, doubling up to the max; 0: never
     mcp_retry_max_seconds: float = 600.0
+    mcp_health_seconds: float = 60.0  # servers in use are pinged this often; one that stops answering is reconnected; 0: off
     enable_web_search: bool = True
 
     # tracing / feedback
