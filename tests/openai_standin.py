@@ -274,26 +274,29 @@ class OpenAIStandin:
                     await asyncio.sleep(wait)
             await response.write(frame)
 
-    async def _responses(self, request: web.Request) -> web.StreamResponse:
+    async def _begin(self, request: web.Request) -> tuple[dict, Step, web.StreamResponse | None, Step]:
+        """(recorded body, its scripted step, the fault response when the step is one, the shape to stream).
+
+        A stalled or cut step streams the start of a text answer before it stalls or cuts."""
         body = await self._record(request)
         step = self.step_for(body)
-        fault = await self._fault_or_none(request, step)
+        shape = step if step.kind not in ("stall", "cut") else Step("text", text=step.text or "Partial answer here.")
+        return body, step, await self._fault_or_none(request, step), shape
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body, step, fault, shape = await self._begin(request)
         if fault is not None:
             return fault
-        shape = step if step.kind not in ("stall", "cut") else Step("text", text=step.text or "Partial answer here.")
         events = responses_events(shape, body.get("model", "standin"))
         return await self._stream(request, step, [_sse(e, e["type"]) for e in events])
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        step = self.step_for(body)
-        fault = await self._fault_or_none(request, step)
+        body, step, fault, shape = await self._begin(request)
         if fault is not None:
             return fault
         if step.kind == "failed":  # Chat Completions has no failed event: an error object mid-stream
             frames = [_sse({"error": {"message": "The upstream model could not answer.", "type": "server_error"}})]
             return await self._stream(request, Step("text"), frames)
-        shape = step if step.kind not in ("stall", "cut") else Step("text", text=step.text or "Partial answer here.")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = chat_chunks(shape, body.get("model", "standin"), include_usage)
         return await self._stream(request, step, [_sse(c) for c in chunks] + [_sse("[DONE]")])

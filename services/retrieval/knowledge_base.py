@@ -109,7 +109,7 @@ class KnowledgeBase:
         docs = await self._db[KB_DOCUMENTS].find({"verified": {"$type": "string"}}, {"verified": 1}).to_list()
         return min((d["verified"] for d in docs), default=None)
 
-    async def article_chunks(self, url: str, *, limit: int = 40) -> list[dict]:
+    async def article_chunks(self, url: str, *, limit: int) -> list[dict]:
         """The stored chunks whose source is `url` (title, section, content, chunk_index), in article order.
 
         In memory on the embedded engine; one read of the chunks collection (an article's few chunks) on MongoDB.
