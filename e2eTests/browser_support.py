@@ -12,7 +12,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from aiohttp import web
+
+from tests.utils.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STATIC = REPO / "static"
@@ -39,12 +40,6 @@ SERVER_ENV = {
     "NUGET_REGISTRATION_URL": "http://127.0.0.1:9/registration/", "NUGET_FLAT_CONTAINER_URL": "http://127.0.0.1:9/flat/",
     "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.utils.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
@@ -75,12 +76,6 @@ def _serve(port: int) -> None:
 
 # ---------------------------------------------------------------- helpers (test side)
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _stats(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as response:
         return json.loads(response.read())
@@ -89,7 +84,7 @@ def _stats(port: int) -> dict:
 @contextlib.contextmanager
 def docs_server(port: int | None = None):
     """Start the stand-in MCP server in a subprocess (on `port`, else a free one); yields (url, port, process)."""
-    port = port or _free_port()
+    port = port or free_port()
     process = subprocess.Popen([sys.executable, "-m", "tests.test_mcp", "serve", str(port)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -239,7 +234,7 @@ async def test_a_server_that_dies_leaves_the_agent_and_rejoins_when_it_is_back(a
             assert time.monotonic() < deadline, "timed out"
             await asyncio.sleep(0.05)
 
-    port = _free_port()
+    port = free_port()
     settings = app_settings(mcp_servers=[{"name": "microsoft_learn", "url": f"http://127.0.0.1:{port}/mcp"}],
                             mcp_timeout_seconds=2.0, mcp_connect_timeout_seconds=2.0, mcp_health_seconds=0.3,
                             mcp_retry_seconds=0.3, mcp_retry_max_seconds=1.0)
@@ -277,7 +272,7 @@ async def test_a_server_down_at_start_joins_the_agent_when_it_comes_up(app_setti
 
     from tests.utils.app import chat_lines, running_app
 
-    port = _free_port()  # nothing listens there yet
+    port = free_port()  # nothing listens there yet
     settings = app_settings(mcp_servers=[{"name": "microsoft_learn", "url": f"http://127.0.0.1:{port}/mcp"}],
                             mcp_connect_timeout_seconds=2.0, mcp_retry_seconds=0.3, mcp_retry_max_seconds=1.0)
     caplog.set_level(logging.INFO, logger="services.agent.mcp")

@@ -13,6 +13,7 @@ from asgi_lifespan import LifespanManager
 
 from main import create_app
 from services.core.settings import Settings
+from tests.utils.net import free_port  # noqa: F401  (re-exported: tests import it from here)
 
 if TYPE_CHECKING:
     from agents.models.interface import Model
@@ -133,14 +134,6 @@ async def chat_lines(client: httpx.AsyncClient, payload: dict) -> tuple[int, lis
 
 def answer_text(lines: list[dict]) -> str:
     return "".join(line["content"] for line in lines if line["type"] == "content")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager

@@ -18,13 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.utils.net import free_port  # noqa: F401  (re-exported: tests import it from here)
+
 START_TIMEOUT_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PhoenixServer:
