@@ -243,7 +243,7 @@ def compose_answer(question: str, results: list[ToolResult], *, min_relevance: f
         for o in others[:3]:
             blocks = markdown_blocks(str(o.get("content") or o.get("description") or ""))
             prose = [b for b in blocks if b.kind in ("text", "list")]
-            best = max(prose, key=Rater(question).score, default=None)
+            best = max(prose, key=rater.score, default=None)
             lines.append(f"- {_link(str(o['title']), o['url'])}" + (f": {best.text[:300]}" if best else ""))
         parts.append("\n".join(lines))
     if not cited and not packages and not others:  # relevant passages, but nothing quotable in them
